@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// `sdvp <command>`: the command-line entry; each command lives in its own module and is loaded on demand.
+
+import { SdvpError } from '../errors/sdvp-error';
+
+/** A command takes its own argv (after the command words) and resolves to the process exit code. */
+type CommandRunner = (argv: string[]) => Promise<number>;
+
+interface CommandEntry {
+  words: string[];
+  summary: string;
+  load: () => CommandRunner;
+}
+
+const commands: CommandEntry[] = [
+  {
+    words: ['bench', 'kernels'],
+    summary: 'time the fused distillation loss against PyTorch, a TypeScript loop and the memory floor',
+    load: () => require('./bench-kernels-command').benchKernelsCommand,
+  },
+  {
+    words: ['decompose'],
+    summary: 'print the step graph of VisProg or ViperGPT programs',
+    load: () => require('./decompose-command').decomposeCommand,
+  },
+  {
+    words: ['capabilities'],
+    summary: 'print what the native addon was built with (SIMD target, CUDA, LibTorch)',
+    load: () => require('./capabilities-command').capabilitiesCommand,
+  },
+];
+
+function usage(): string {
+  const lines = ['Usage: sdvp <command> [options]', '', 'Commands:'];
+  for (const command of commands) lines.push(`  ${command.words.join(' ').padEnd(16)} ${command.summary}`);
+  lines.push('', 'Run `sdvp <command> --help` for the options of one command.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const entry = commands.find((command) => command.words.every((word, i) => argv[i] === word));
+  if (!entry) {
+    process.stderr.write(`sdvp: unknown command '${argv.join(' ')}'.\n\n${usage()}\n`);
+    return 2;
+  }
+  return entry.load()(argv.slice(entry.words.length));
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      if (error instanceof SdvpError) {
+        process.stderr.write(`sdvp: ${error.message} [${error.code}]\n`);
+        if (error.fix) process.stderr.write(`To fix: ${error.fix}\n`);
+      } else {
+        process.stderr.write(`sdvp: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      }
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,100 @@
+// Diagnostics: what the program parsers report about malformed programs, instead of throwing.
+
+/** How serious a diagnostic is: an `error` means the program cannot run as written. */
+export type DiagnosticSeverity = 'error' | 'warning';
+
+/** Stable diagnostic codes. Tools match on these, never on message text. */
+export type DiagnosticCode =
+  | 'syntax' // the text is not a well-formed step (VisProg) or not valid Python (ViperGPT)
+  | 'unknown-module' // a VisProg step names a module the registry does not know
+  | 'unknown-argument' // an argument name the module does not take
+  | 'missing-argument' // a required argument is absent
+  | 'duplicate-argument' // the same argument is given twice
+  | 'extra-argument' // more positional arguments than the function takes
+  | 'argument-type' // a value of the wrong kind or type for its argument
+  | 'undefined-variable' // a name that is never defined
+  | 'used-before-definition' // a name used on a line before the line that defines it
+  | 'redefined-variable' // a VisProg variable assigned twice (the later step wins)
+  | 'unused-variable' // a VisProg step whose output nothing reads
+  | 'malformed-literal' // a string or number literal that is not well formed
+  | 'malformed-expression' // an EVAL expression that is not in the supported Python subset
+  | 'unfilled-template' // a `{slot}` left from a prompt template, with no value given for it
+  | 'missing-entry-point' // a ViperGPT program without `def execute_command(...)`
+  | 'internal'; // a defect in sdvp itself, reported rather than thrown
+
+/** One finding about a program, located at a 1-based line and column of its source. */
+export interface Diagnostic {
+  severity: DiagnosticSeverity;
+  code: DiagnosticCode;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export function makeDiagnostic(
+  severity: DiagnosticSeverity,
+  code: DiagnosticCode,
+  line: number,
+  column: number,
+  message: string,
+): Diagnostic {
+  return { severity, code, line, column, message };
+}
+
+/** True when any diagnostic is an error. */
+export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
+  for (const diagnostic of diagnostics) if (diagnostic.severity === 'error') return true;
+  return false;
+}
+
+/** Orders diagnostics by position, errors before warnings at the same position; stable otherwise. */
+export function sortDiagnostics(diagnostics: Diagnostic[]): Diagnostic[] {
+  return diagnostics.sort(
+    (a, b) =>
+      a.line - b.line ||
+      a.column - b.column ||
+      (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1),
+  );
+}
+
+/** `3:14: error: message [code]`, the form the CLI prints, with an optional location prefix. */
+export function formatDiagnostic(diagnostic: Diagnostic, location = ''): string {
+  const where = location ? `${location}:` : '';
+  return `${where}${diagnostic.line}:${diagnostic.column}: ${diagnostic.severity}: ${diagnostic.message} [${diagnostic.code}]`;
+}
+
+/** Suggests the closest candidate to a misspelt name (case-insensitive match or small edit distance). */
+export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.min(2, Math.floor(name.length / 3)));
+  for (const candidate of candidates) {
+    if (candidate.toLowerCase() === lower) return candidate;
+    const distance = editDistance(lower, candidate.toLowerCase(), bestDistance);
+    if (distance <= bestDistance) {
+      if (distance < bestDistance || best === undefined) best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, giving up (returning limit + 1) once it exceeds `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let previous = new Array<number>(b.length + 1);
+  let current = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) previous[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    current[0] = i;
+    let rowMin = current[0];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost);
+      if (current[j] < rowMin) rowMin = current[j];
+    }
+    if (rowMin > limit) return limit + 1;
+    [previous, current] = [current, previous];
+  }
+  return previous[b.length];
+}

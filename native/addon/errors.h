@@ -1,0 +1,43 @@
+// Errors that cross from native code into JavaScript: always a JS Error with a `code`, never an abort.
+#pragma once
+
+#include <napi.h>
+
+#include <exception>
+#include <string>
+
+namespace sdvp::addon {
+
+// Creates a JavaScript Error whose `code` property is `code` (an ERR_SDVP_* string).
+Napi::Error MakeError(Napi::Env env, const char* code, const std::string& message);
+
+// An exception type native code throws to reach JavaScript with a specific code.
+class CodedError : public std::exception {
+ public:
+  CodedError(std::string code, std::string message)
+      : code_(std::move(code)), message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+  std::string message_;
+};
+
+// Runs `body`; any C++ exception it lets out becomes a thrown JavaScript error with a code.
+template <typename Body>
+Napi::Value Guarded(Napi::Env env, Body&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;  // already a JavaScript error
+  } catch (const CodedError& error) {
+    throw MakeError(env, error.code().c_str(), error.what());
+  } catch (const std::exception& error) {
+    throw MakeError(env, "ERR_SDVP_NATIVE", std::string("native error: ") + error.what());
+  } catch (...) {
+    throw MakeError(env, "ERR_SDVP_NATIVE", "native error of unknown type");
+  }
+}
+
+}  // namespace sdvp::addon
