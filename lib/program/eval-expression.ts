@@ -6,7 +6,18 @@ import { decodeEscape, formatPythonLiteral, parsePythonNumber } from './python-l
 /** A value an EVAL expression computes with: Python's int/float, str, bool and None. */
 export type EvalValue = number | string | boolean | null;
 
-export type EvalCompareOperator = '<' | '<=' | '>' | '>=' | '==' | '!=' | 'xor' | 'in' | 'not in' | 'is' | 'is not';
+export type EvalCompareOperator =
+  | '<'
+  | '<='
+  | '>'
+  | '>='
+  | '=='
+  | '!='
+  | 'xor'
+  | 'in'
+  | 'not in'
+  | 'is'
+  | 'is not';
 export type EvalArithmeticOperator = '+' | '-' | '*' | '/' | '//' | '%' | '**';
 
 /** The syntax tree of an EVAL expression; `offset` is where the node starts in the expression text. */
@@ -49,12 +60,54 @@ class EvalSyntaxError {
   ) {}
 }
 
-const KEYWORDS = new Set(['and', 'or', 'not', 'if', 'else', 'in', 'is', 'xor', 'True', 'False', 'None', 'lambda']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'not',
+  'if',
+  'else',
+  'in',
+  'is',
+  'xor',
+  'True',
+  'False',
+  'None',
+  'lambda',
+]);
 const THREE_CHAR_OPERATORS = new Set(['**=', '//=', '>>=', '<<=']);
-const TWO_CHAR_OPERATORS = new Set(['**', '//', '<=', '>=', '==', '!=', '<>', '<<', '>>', '+=', '-=', '*=', '/=']);
+const TWO_CHAR_OPERATORS = new Set([
+  '**',
+  '//',
+  '<=',
+  '>=',
+  '==',
+  '!=',
+  '<>',
+  '<<',
+  '>>',
+  '+=',
+  '-=',
+  '*=',
+  '/=',
+]);
 const ONE_CHAR_OPERATORS = '+-*/%<>()=,[]:.&|^~@';
 /** Python operators outside the EVAL subset: reported as such rather than as a generic syntax error. */
-const UNSUPPORTED_OPERATORS = new Set(['[', ']', '.', ':', '&', '|', '^', '~', '@', '<<', '>>', '<>', '=', ',']);
+const UNSUPPORTED_OPERATORS = new Set([
+  '[',
+  ']',
+  '.',
+  ':',
+  '&',
+  '|',
+  '^',
+  '~',
+  '@',
+  '<<',
+  '>>',
+  '<>',
+  '=',
+  ',',
+]);
 
 function isIdentifierStart(code: number): boolean {
   return (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 95 || code > 127;
@@ -108,10 +161,10 @@ function tokenize(text: string, placeholders: EvalPlaceholder[]): Token[] {
         }
         if (c === '\n') break;
         if (c === '\\') {
-          const escape = decodeEscape(text, j);
-          if (escape.error) throw new EvalSyntaxError(j, escape.error);
-          value += escape.text;
-          j = escape.next;
+          const decoded = decodeEscape(text, j);
+          if (decoded.error) throw new EvalSyntaxError(j, decoded.error);
+          value += decoded.text;
+          j = decoded.next;
           continue;
         }
         value += c;
@@ -164,7 +217,9 @@ function tokenize(text: string, placeholders: EvalPlaceholder[]): Token[] {
 }
 
 function describeToken(token: Token): string {
-  return token.type === 'end' ? 'the end of the expression' : `'${token.type === 'placeholder' ? `{${token.text}}` : token.text}'`;
+  return token.type === 'end'
+    ? 'the end of the expression'
+    : `'${token.type === 'placeholder' ? `{${token.text}}` : token.text}'`;
 }
 
 class EvalParser {
@@ -193,7 +248,10 @@ class EvalParser {
       throw new EvalSyntaxError(token.offset, `'${token.text}' is not supported in EVAL expressions`);
     }
     if (token.type !== 'end') {
-      throw new EvalSyntaxError(token.offset, `unexpected ${describeToken(token)} after a complete expression`);
+      throw new EvalSyntaxError(
+        token.offset,
+        `unexpected ${describeToken(token)} after a complete expression`,
+      );
     }
     return root;
   }
@@ -269,7 +327,11 @@ class EvalParser {
       }
       return 'is';
     }
-    if (token.text === 'not' && this.tokens[this.#index + 1]?.type === 'name' && this.tokens[this.#index + 1].text === 'in') {
+    if (
+      token.text === 'not' &&
+      this.tokens[this.#index + 1]?.type === 'name' &&
+      this.tokens[this.#index + 1].text === 'in'
+    ) {
       this.#index += 2;
       return 'not in';
     }
@@ -301,7 +363,12 @@ class EvalParser {
 
   #term(after: string): EvalNode {
     let left = this.#factor(after);
-    while (this.#isOperator('*') || this.#isOperator('/') || this.#isOperator('//') || this.#isOperator('%')) {
+    while (
+      this.#isOperator('*') ||
+      this.#isOperator('/') ||
+      this.#isOperator('//') ||
+      this.#isOperator('%')
+    ) {
       const operator = this.#token.text as '*' | '/' | '//' | '%';
       this.#index++;
       const right = this.#factor(`'${operator}'`);
@@ -314,7 +381,12 @@ class EvalParser {
     if (this.#isOperator('-') || this.#isOperator('+')) {
       const token = this.#token;
       this.#index++;
-      return { type: 'unary', operator: token.text as '-' | '+', operand: this.#factor(`'${token.text}'`), offset: token.offset };
+      return {
+        type: 'unary',
+        operator: token.text as '-' | '+',
+        operand: this.#factor(`'${token.text}'`),
+        offset: token.offset,
+      };
     }
     return this.#power(after);
   }
@@ -349,10 +421,17 @@ class EvalParser {
       case 'name':
         if (token.text === 'True' || token.text === 'False' || token.text === 'None') {
           this.#index++;
-          return { type: 'literal', value: token.text === 'None' ? null : token.text === 'True', offset: token.offset };
+          return {
+            type: 'literal',
+            value: token.text === 'None' ? null : token.text === 'True',
+            offset: token.offset,
+          };
         }
         if (KEYWORDS.has(token.text)) {
-          throw new EvalSyntaxError(token.offset, `expected an expression after ${after}, found '${token.text}'`);
+          throw new EvalSyntaxError(
+            token.offset,
+            `expected an expression after ${after}, found '${token.text}'`,
+          );
         }
         throw new EvalSyntaxError(
           token.offset,
@@ -363,7 +442,10 @@ class EvalParser {
           this.#index++;
           const inner = this.#expression("'('");
           if (!this.#isOperator(')')) {
-            throw new EvalSyntaxError(this.#token.offset, `expected ')', found ${describeToken(this.#token)}`);
+            throw new EvalSyntaxError(
+              this.#token.offset,
+              `expected ')', found ${describeToken(this.#token)}`,
+            );
           }
           this.#index++;
           return inner;
@@ -371,9 +453,15 @@ class EvalParser {
         if (UNSUPPORTED_OPERATORS.has(token.text)) {
           throw new EvalSyntaxError(token.offset, `'${token.text}' is not supported in EVAL expressions`);
         }
-        throw new EvalSyntaxError(token.offset, `expected an expression after ${after}, found '${token.text}'`);
+        throw new EvalSyntaxError(
+          token.offset,
+          `expected an expression after ${after}, found '${token.text}'`,
+        );
       default:
-        throw new EvalSyntaxError(token.offset, `expected an expression after ${after}, found ${describeToken(token)}`);
+        throw new EvalSyntaxError(
+          token.offset,
+          `expected an expression after ${after}, found ${describeToken(token)}`,
+        );
     }
   }
 }
@@ -392,7 +480,12 @@ export function parseEvalExpression(source: string): ParsedEvalExpression {
       return { source, root: null, placeholders, error: { offset: error.offset, message: error.message } };
     }
     if (error instanceof RangeError) {
-      return { source, root: null, placeholders, error: { offset: 0, message: 'the expression is nested too deeply' } };
+      return {
+        source,
+        root: null,
+        placeholders,
+        error: { offset: 0, message: 'the expression is nested too deeply' },
+      };
     }
     throw error;
   }
@@ -444,7 +537,9 @@ function arithmetic(operator: EvalArithmeticOperator, left: EvalValue, right: Ev
     if (typeof right === 'string' && isNumeric(left)) return repeat(right, left);
   }
   if (!isNumeric(left) || !isNumeric(right)) {
-    throw evalError(`unsupported operand types for ${operator}: '${typeName(left)}' and '${typeName(right)}'`);
+    throw evalError(
+      `unsupported operand types for ${operator}: '${typeName(left)}' and '${typeName(right)}'`,
+    );
   }
   const a = numeric(left);
   const b = numeric(right);
@@ -540,7 +635,8 @@ function evaluate(node: EvalNode, bindings: EvalBindings): EvalValue {
     case 'unary': {
       const operand = evaluate(node.operand, bindings);
       if (node.operator === 'not') return !isTruthy(operand);
-      if (!isNumeric(operand)) throw evalError(`bad operand type for unary ${node.operator}: '${typeName(operand)}'`);
+      if (!isNumeric(operand))
+        throw evalError(`bad operand type for unary ${node.operator}: '${typeName(operand)}'`);
       return node.operator === '-' ? -numeric(operand) : numeric(operand);
     }
     case 'binary':
@@ -570,10 +666,15 @@ function evaluate(node: EvalNode, bindings: EvalBindings): EvalValue {
  * Evaluates an EVAL expression with Python semantics. Throws an SdvpError when the expression is malformed or
  * fails at run time (a type error, a division by zero, a placeholder without a value).
  */
-export function evaluateEvalExpression(expression: ParsedEvalExpression | string, bindings: EvalBindings): EvalValue {
+export function evaluateEvalExpression(
+  expression: ParsedEvalExpression | string,
+  bindings: EvalBindings,
+): EvalValue {
   const parsed = typeof expression === 'string' ? parseEvalExpression(expression) : expression;
   if (!parsed.root) {
-    throw new SdvpError('ERR_SDVP_PARSE', `EVAL: ${parsed.error?.message ?? 'invalid expression'}`, { field: 'expr' });
+    throw new SdvpError('ERR_SDVP_PARSE', `EVAL: ${parsed.error?.message ?? 'invalid expression'}`, {
+      field: 'expr',
+    });
   }
   return evaluate(parsed.root, bindings);
 }

@@ -186,7 +186,8 @@ function validateModuleSpec(spec: ModuleSpec): ModuleSpec {
   if (!VALUE_TYPES.includes(spec.output)) {
     throw argError('ERR_SDVP_ARG', 'spec.output', `one of ${VALUE_TYPES.join(', ')}`, spec.output);
   }
-  if (typeof spec.neural !== 'boolean') throw argError('ERR_SDVP_ARG', 'spec.neural', 'a boolean', spec.neural);
+  if (typeof spec.neural !== 'boolean')
+    throw argError('ERR_SDVP_ARG', 'spec.neural', 'a boolean', spec.neural);
   if (typeof spec.distillable !== 'boolean') {
     throw argError('ERR_SDVP_ARG', 'spec.distillable', 'a boolean', spec.distillable);
   }
@@ -286,7 +287,17 @@ function visprog(
   description: string,
   textArgument?: string,
 ): ModuleSpec {
-  return { framework: 'visprog', name, args, output, subTask, neural, distillable, description, textArgument };
+  return {
+    framework: 'visprog',
+    name,
+    args,
+    output,
+    subTask,
+    neural,
+    distillable,
+    description,
+    textArgument,
+  };
 }
 
 const cropDescription = (where: string) => `crops the image ${where} (VisProg semantics, no model)`;
@@ -307,7 +318,12 @@ export const BUILTIN_VISPROG_MODULES: readonly ModuleSpec[] = [
   visprog('SEG', [image], 'objects', 'segmentation', true, true, 'panoptic segmentation (MaskFormer)'),
   visprog(
     'SELECT',
-    [image, objects, arg('query', 'text', 'literal'), arg('category', 'text', 'literal', true, { nullable: true })],
+    [
+      image,
+      objects,
+      arg('query', 'text', 'literal'),
+      arg('category', 'text', 'literal', true, { nullable: true }),
+    ],
     'objects',
     'grounding',
     true,
@@ -316,11 +332,51 @@ export const BUILTIN_VISPROG_MODULES: readonly ModuleSpec[] = [
     'query',
   ),
   visprog('COUNT', [box], 'number', 'logic', false, false, 'the number of boxes'),
-  visprog('CROP', [image, box], 'image', 'image-op', false, false, cropDescription('to the first box, enlarged 1.5x')),
-  visprog('CROP_LEFTOF', [image, box], 'image', 'image-op', false, false, cropDescription('left of the first box')),
-  visprog('CROP_RIGHTOF', [image, box], 'image', 'image-op', false, false, cropDescription('right of the first box')),
-  visprog('CROP_ABOVE', [image, box], 'image', 'image-op', false, false, cropDescription('above the first box')),
-  visprog('CROP_BELOW', [image, box], 'image', 'image-op', false, false, cropDescription('below the first box')),
+  visprog(
+    'CROP',
+    [image, box],
+    'image',
+    'image-op',
+    false,
+    false,
+    cropDescription('to the first box, enlarged 1.5x'),
+  ),
+  visprog(
+    'CROP_LEFTOF',
+    [image, box],
+    'image',
+    'image-op',
+    false,
+    false,
+    cropDescription('left of the first box'),
+  ),
+  visprog(
+    'CROP_RIGHTOF',
+    [image, box],
+    'image',
+    'image-op',
+    false,
+    false,
+    cropDescription('right of the first box'),
+  ),
+  visprog(
+    'CROP_ABOVE',
+    [image, box],
+    'image',
+    'image-op',
+    false,
+    false,
+    cropDescription('above the first box'),
+  ),
+  visprog(
+    'CROP_BELOW',
+    [image, box],
+    'image',
+    'image-op',
+    false,
+    false,
+    cropDescription('below the first box'),
+  ),
   visprog('CROP_FRONTOF', [image, box], 'image', 'image-op', false, false, cropDescription('as CROP')),
   visprog('CROP_INFRONTOF', [image, box], 'image', 'image-op', false, false, cropDescription('as CROP')),
   visprog('CROP_INFRONT', [image, box], 'image', 'image-op', false, false, cropDescription('as CROP')),
@@ -357,7 +413,15 @@ export const BUILTIN_VISPROG_MODULES: readonly ModuleSpec[] = [
     'a list of names from a language model (GPT-3)',
     'query',
   ),
-  visprog('TAG', [image, objects], 'image', 'image-op', false, false, 'draws the objects with their class labels'),
+  visprog(
+    'TAG',
+    [image, objects],
+    'image',
+    'image-op',
+    false,
+    false,
+    'draws the objects with their class labels',
+  ),
   visprog(
     'EMOJI',
     [image, objects, arg('emoji', 'text', 'literal')],
@@ -367,7 +431,15 @@ export const BUILTIN_VISPROG_MODULES: readonly ModuleSpec[] = [
     false,
     'pastes an emoji over each object',
   ),
-  visprog('COLORPOP', [image, objects], 'image', 'image-op', false, false, 'keeps the objects in colour, the rest grey'),
+  visprog(
+    'COLORPOP',
+    [image, objects],
+    'image',
+    'image-op',
+    false,
+    false,
+    'keeps the objects in colour, the rest grey',
+  ),
   visprog('BGBLUR', [image, objects], 'image', 'image-op', false, false, 'blurs everything but the objects'),
   visprog(
     'REPLACE',
@@ -392,7 +464,18 @@ function viper(
   description: string,
   textArgument?: string,
 ): ModuleSpec {
-  return { framework: 'viper', name, callStyle, args, output, subTask, neural, distillable, description, textArgument };
+  return {
+    framework: 'viper',
+    name,
+    callStyle,
+    args,
+    output,
+    subTask,
+    neural,
+    distillable,
+    description,
+    textArgument,
+  };
 }
 
 const py = (name: string, type: ValueType, required = true, extra: Partial<ArgumentSpec> = {}) =>
@@ -482,7 +565,16 @@ export const BUILTIN_VIPER_MODULES: readonly ModuleSpec[] = [
   ),
   viper('compute_depth', 'method', [], 'number', 'depth', true, true, 'median depth of the patch (MiDaS)'),
   viper('crop', 'method', coordinates(true), 'patch', 'image-op', false, false, 'a sub-patch'),
-  viper('overlaps_with', 'method', coordinates(true), 'boolean', 'logic', false, false, 'whether two crops overlap'),
+  viper(
+    'overlaps_with',
+    'method',
+    coordinates(true),
+    'boolean',
+    'logic',
+    false,
+    false,
+    'whether two crops overlap',
+  ),
   viper(
     'llm_query',
     'both',
@@ -518,7 +610,16 @@ export const BUILTIN_VIPER_MODULES: readonly ModuleSpec[] = [
     false,
     'distance between two patches or numbers',
   ),
-  viper('bool_to_yesno', 'function', [py('bool_answer', 'boolean')], 'text', 'logic', false, false, "'yes' or 'no'"),
+  viper(
+    'bool_to_yesno',
+    'function',
+    [py('bool_answer', 'boolean')],
+    'text',
+    'logic',
+    false,
+    false,
+    "'yes' or 'no'",
+  ),
   viper(
     'coerce_to_numeric',
     'function',
@@ -541,7 +642,16 @@ export const BUILTIN_VIPER_MODULES: readonly ModuleSpec[] = [
     'prompt',
   ),
   viper('frame_iterator', 'method', [], 'patches', 'image-op', false, false, 'the frames of a video segment'),
-  viper('frame_from_index', 'method', [py('index', 'number')], 'patch', 'image-op', false, false, 'one frame'),
+  viper(
+    'frame_from_index',
+    'method',
+    [py('index', 'number')],
+    'patch',
+    'image-op',
+    false,
+    false,
+    'one frame',
+  ),
   viper(
     'trim',
     'method',

@@ -29,21 +29,23 @@ function isHex(code: number): boolean {
  * Decodes the escape whose backslash is at `index` in `text`, with Python's rules: unknown escapes keep their
  * backslash, and a backslash before a newline joins the lines.
  */
-export function decodeEscape(text: string, index: number): DecodedEscape {
-  const next = text[index + 1];
-  if (next === undefined) return { text: '\\', next: index + 1, error: 'a string cannot end with a lone backslash' };
+export function decodeEscape(text: string, index: number, end = text.length): DecodedEscape {
+  const next = index + 1 < end ? text[index + 1] : undefined;
+  if (next === undefined)
+    return { text: '\\', next: index + 1, error: 'a string cannot end with a lone backslash' };
   const simple = SIMPLE_ESCAPES[next];
   if (simple !== undefined) return { text: simple, next: index + 2 };
   if (next === '\n') return { text: '', next: index + 2 };
-  if (next === '\r') return { text: '', next: text[index + 2] === '\n' ? index + 3 : index + 2 };
+  if (next === '\r')
+    return { text: '', next: index + 2 < end && text[index + 2] === '\n' ? index + 3 : index + 2 };
   if (next >= '0' && next <= '7') {
-    let end = index + 1;
-    while (end < index + 4 && text[end] >= '0' && text[end] <= '7') end++;
-    return { text: String.fromCharCode(Number.parseInt(text.slice(index + 1, end), 8)), next: end };
+    let stop = index + 1;
+    while (stop < index + 4 && stop < end && text[stop] >= '0' && text[stop] <= '7') stop++;
+    return { text: String.fromCharCode(Number.parseInt(text.slice(index + 1, stop), 8)), next: stop };
   }
   const width = next === 'x' ? 2 : next === 'u' ? 4 : next === 'U' ? 8 : 0;
   if (width > 0) {
-    const digits = text.slice(index + 2, index + 2 + width);
+    const digits = text.slice(index + 2, Math.min(end, index + 2 + width));
     let valid = digits.length === width;
     for (let i = 0; valid && i < digits.length; i++) valid = isHex(digits.charCodeAt(i));
     const codePoint = valid ? Number.parseInt(digits, 16) : -1;
@@ -97,10 +99,10 @@ export function decodePythonString(token: string): DecodedString {
       break;
     }
     value += body.slice(i, backslash);
-    const escape = decodeEscape(body, backslash);
-    value += escape.text;
-    firstError ??= escape.error;
-    i = escape.next;
+    const decoded = decodeEscape(body, backslash);
+    value += decoded.text;
+    firstError ??= decoded.error;
+    i = decoded.next;
   }
   return { value, formatted, error: firstError };
 }
@@ -113,7 +115,8 @@ export function parsePythonNumber(text: string): number | undefined {
     if (body[0] === '-') sign = -1;
     body = body.slice(1);
   }
-  if (body.length === 0 || body.startsWith('_') || body.endsWith('_') || body.includes('__')) return undefined;
+  if (body.length === 0 || body.startsWith('_') || body.endsWith('_') || body.includes('__'))
+    return undefined;
   const plain = body.replace(/_/g, '');
   let value: number;
   if (/^0[xX][0-9a-fA-F]+$/.test(plain)) value = Number.parseInt(plain.slice(2), 16);
@@ -132,10 +135,14 @@ export function formatPythonLiteral(value: unknown): string {
   if (value === null || value === undefined) return 'None';
   if (value === true) return 'True';
   if (value === false) return 'False';
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : String(value);
+  if (typeof value === 'number') return String(value);
   if (typeof value === 'string') {
     const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-    let escaped = value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t');
+    let escaped = value
+      .replace(/\\/g, '\\\\')
+      .replace(/\n/g, '\\n')
+      .replace(/\r/g, '\\r')
+      .replace(/\t/g, '\\t');
     if (quote === "'") escaped = escaped.replace(/'/g, "\\'");
     return `${quote}${escaped}${quote}`;
   }

@@ -1,0 +1,7 @@
+// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs).
+export * from './kernels';
+export { capabilities } from './capabilities';
+export type { Capabilities } from './capabilities';
+export { SdvpError } from './errors/sdvp-error';
+export type { SdvpErrorCode, SdvpErrorDetails } from './errors/sdvp-error';
+export { loadNative } from './native/load-native';

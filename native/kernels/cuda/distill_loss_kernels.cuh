@@ -1,0 +1,942 @@
+// Device code of the fused distillation objective (docs/objective.md): one thread block per row.
+//
+// Per row, with every value in fp32 and exponents taken in base 2 (log2(e)/tau folded into one FMA):
+//   pass 1   online softmax: running max of S (and T), rescaled exp-sums at tau = 1 and at tau, the
+//            student's exp-sum outside the top-k indices, the sum of S, the argmax, and for KL /
+//            reverse KL the cross term that gives the divergence without another pass
+//   pass 1b  JSD only: the divergence and sum_c q_c g_c (they need the final normalisers)
+//   pass 2   the gradient, written once; it walks the row backwards so that the end of the row, read
+//            last by pass 1, is re-read while it is still in L2
+// Only pass 1 reads with normal cache priority: later reads and the gradient stores are marked
+// evict-first so they do not push the rest of the row out of L2 before it is re-read.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "../distill_loss.h"
+
+#ifdef SDVP_CUDA_EMULATE
+#include "cuda_emu.h"  // bench/gpu/emu: runs this code on the CPU for the harness's self-test
+#else
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#endif
+
+namespace sdvp {
+namespace cuda_detail {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kInf = __builtin_huge_valf();
+constexpr int kMaxThreads = 256;
+constexpr int kMaxWarps = kMaxThreads / 32;
+constexpr int kSideThreads = 1024;  // the single-block prepare and finalize kernels
+// A top-k row's membership bitmap lives in shared memory up to this size (no opt-in needed);
+// beyond it (vocab > ~393K) each block uses a slice of the workspace instead.
+constexpr int64_t kSmemBitmapBytes = 48 * 1024;
+constexpr int kGlobalBitmapBlocks = 256;
+
+// The workspace starts with this header; per-row losses follow at kRowLossOffset.
+struct WorkspaceHeader {
+  unsigned long long error_key;  // min over bad rows of (row << 33 | kind << 32 | value); ~0 = none
+  long long valid_rows;
+  double normalizer;
+  float inv_normalizer;  // 0 when the normalizer is 0 (mean over no valid row)
+};
+constexpr size_t kRowLossOffset = 256;
+
+// Everything a kernel needs, passed by value (kernel parameter space) so that no host copy is made.
+struct KernelParams {
+  int64_t rows, vocab;
+  const void* student;
+  const void* teacher;
+  const int32_t* topk_indices;
+  const float* topk_logprobs;
+  int64_t topk;
+  bool topk_tail;
+  bool has_teacher;
+  const int32_t* labels;
+  int32_t ignore_index;
+  const float* row_weights;
+  float ce_weight;
+  float kd_scale;  // kd_weight * tau^2 (t2) or kd_weight
+  float inv_tau;
+  float k_tau;  // log2(e) / tau
+  bool same_tau;
+  float jsd_beta;
+  bool jsd_degenerate;  // beta is 0 or 1: the JSD and its gradient are exactly 0
+  float label_smoothing;
+  float z_loss;
+  float grad_scale;
+  bool co_aligned;  // S, T and dS rows share one alignment mod 16 bytes: vector loads after a head
+  void* grad;
+  float* row_loss;
+  float* stats_lse;
+  float* stats_ce;
+  float* stats_kd;
+  int32_t* stats_argmax;
+  Reduction reduction;
+  bool has_normalizer;
+  double normalizer;
+  WorkspaceHeader* header;
+  float* row_partials;
+  uint32_t* global_bitmap;  // null when the bitmap fits in shared memory
+  int64_t bitmap_words;     // per row: ceil(V / 32) + 1 (the extra zero word lets a funnel shift read past)
+  DistillLossDeviceResult* result;
+};
+
+__device__ __forceinline__ unsigned long long error_key(int64_t row, int kind, int64_t value) {
+  const unsigned long long r = static_cast<unsigned long long>(row < 0x7fffffff ? row : 0x7fffffff);
+  return (r << 33) | (static_cast<unsigned long long>(kind) << 32) |
+         static_cast<unsigned long long>(static_cast<uint32_t>(static_cast<int32_t>(value)));
+}
+
+// ---- storage types -----------------------------------------------------------------------------------
+
+template <DType D>
+struct Storage;
+
+template <>
+struct Storage<DType::kF32> {
+  using Scalar = float;
+  static constexpr int kVec = 4;  // elements per 16-byte vector
+  static __device__ __forceinline__ float load(const float* p) { return *p; }
+  static __device__ __forceinline__ void store(float* p, float v) { *p = v; }
+  static __device__ __forceinline__ void unpack(const uint4& v, float (&x)[4]) {
+    x[0] = __uint_as_float(v.x);
+    x[1] = __uint_as_float(v.y);
+    x[2] = __uint_as_float(v.z);
+    x[3] = __uint_as_float(v.w);
+  }
+  static __device__ __forceinline__ uint4 pack(const float (&g)[4]) {
+    return make_uint4(__float_as_uint(g[0]), __float_as_uint(g[1]), __float_as_uint(g[2]),
+                      __float_as_uint(g[3]));
+  }
+};
+
+template <>
+struct Storage<DType::kBF16> {
+  using Scalar = uint16_t;
+  static constexpr int kVec = 8;
+  static __device__ __forceinline__ float widen(uint32_t bits16) { return __uint_as_float(bits16 << 16); }
+  static __device__ __forceinline__ float load(const uint16_t* p) { return widen(*p); }
+  static __device__ __forceinline__ void store(uint16_t* p, float v) {
+    *p = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  }
+  static __device__ __forceinline__ void unpack(const uint4& v, float (&x)[8]) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      x[2 * i] = __uint_as_float(w[i] << 16);
+      x[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+  static __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+    // Round to nearest even; NaN stays NaN.
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    uint32_t bits;
+    memcpy(&bits, &h, sizeof(bits));
+    return bits;
+  }
+  static __device__ __forceinline__ uint4 pack(const float (&g)[8]) {
+    return make_uint4(pack2(g[0], g[1]), pack2(g[2], g[3]), pack2(g[4], g[5]), pack2(g[6], g[7]));
+  }
+};
+
+// Where one row's vectors start: `head` scalar elements bring S to a 16-byte boundary, then `nvec`
+// whole vectors, then the scalar tail. Without co-alignment every element is a scalar (head = V).
+struct RowLayout {
+  int64_t head, nvec, tail_begin, vocab;
+};
+
+template <DType D>
+__device__ __forceinline__ RowLayout row_layout(const void* row_start, int64_t vocab, bool co_aligned) {
+  using St = Storage<D>;
+  RowLayout l;
+  l.vocab = vocab;
+  if (!co_aligned) {
+    l.head = vocab;
+    l.nvec = 0;
+  } else {
+    const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row_start) & 15u);
+    const int64_t head = static_cast<int64_t>(((16u - mis) & 15u) / sizeof(typename St::Scalar));
+    l.head = head < vocab ? head : vocab;
+    l.nvec = (vocab - l.head) / St::kVec;
+  }
+  l.tail_begin = l.head + l.nvec * St::kVec;
+  return l;
+}
+
+// ---- block reductions --------------------------------------------------------------------------------
+
+template <class T>
+__device__ __forceinline__ T shfl_xor_struct(const T& v, int lane_mask) {
+  static_assert(sizeof(T) % 4 == 0, "shuffled structs are whole 32-bit words");
+  constexpr int kWords = sizeof(T) / 4;
+  uint32_t w[kWords];
+  memcpy(w, &v, sizeof(T));
+#pragma unroll
+  for (int i = 0; i < kWords; ++i) w[i] = __shfl_xor_sync(0xffffffffu, w[i], lane_mask);
+  T r;
+  memcpy(&r, w, sizeof(T));
+  return r;
+}
+
+// Every thread gets the same result: lane 0 of each warp publishes its warp's value and each thread
+// folds them in warp order, so the result is bit-identical across threads and across runs.
+template <class T, class Merge>
+__device__ __forceinline__ T block_allreduce(T v, Merge merge, T* scratch) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = merge(v, shfl_xor_struct(v, o));
+  const int warp = static_cast<int>(threadIdx.x) >> 5;
+  if ((threadIdx.x & 31u) == 0) scratch[warp] = v;
+  __syncthreads();
+  T r = scratch[0];
+  const int warps = static_cast<int>(blockDim.x) >> 5;
+  for (int w = 1; w < warps; ++w) r = merge(r, scratch[w]);
+  __syncthreads();
+  return r;
+}
+
+struct Sum2 {
+  float a, b;
+};
+
+__device__ __forceinline__ Sum2 merge_sum2(Sum2 x, Sum2 y) { return {x.a + y.a, x.b + y.b}; }
+
+// ---- pass-1 accumulator ------------------------------------------------------------------------------
+//
+// Sums are kept relative to a shift: sh1 = m*log2(e), shs = m*log2(e)/tau, sht = mt*log2(e)/tau, which
+// are 0 while the max is still -inf (so -inf logits give exp2(-inf) = 0, never exp2(NaN)). The KL
+// cross term in log2 units is acc = sum_j eT_j (xt_j - xs_j) (forward) or sum_j eS_j (xs_j - xt_j)
+// (reverse), with xs = s*k - shs, xt = t*k - sht; a shift change moves every difference by a constant,
+// which is folded in exactly. Plain-old-data so it can live in a shared-memory union.
+struct RowAcc {
+  float m, sh1, shs, z1, zs, ztail, sum;
+  float mt, sht, zt, acc;
+  int32_t arg;  // first index of the largest student logit, -1 while none (all NaN)
+};
+
+__device__ __forceinline__ RowAcc row_acc_identity() {
+  RowAcc a;
+  a.m = -kInf;
+  a.sh1 = a.shs = a.z1 = a.zs = a.ztail = a.sum = 0.f;
+  a.mt = -kInf;
+  a.sht = a.zt = a.acc = 0.f;
+  a.arg = -1;
+  return a;
+}
+
+template <bool kDense, Divergence DV>
+__device__ __forceinline__ void raise_student(RowAcc& a, float nm, float k_tau) {
+  const float nsh1 = nm * kLog2e, nshs = nm * k_tau;
+  // While the max was -inf every sum is 0 (or NaN, which must survive): scale by 0, not exp2(-inf+x).
+  const bool was_empty = a.m == -kInf;
+  const float f1 = was_empty ? 0.f : exp2f(a.sh1 - nsh1);
+  const float fs = was_empty ? 0.f : exp2f(a.shs - nshs);
+  if constexpr (kDense) {
+    const float dsh = a.shs - nshs;  // every xs grows by dsh
+    if constexpr (DV == Divergence::kForwardKL) {
+      a.acc -= a.zt * dsh;
+    } else if constexpr (DV == Divergence::kReverseKL) {
+      a.acc = fs * (a.acc + a.zs * dsh);
+    }
+  }
+  a.z1 *= f1;
+  a.zs *= fs;
+  a.ztail *= fs;
+  a.m = nm;
+  a.sh1 = nsh1;
+  a.shs = nshs;
+}
+
+template <Divergence DV>
+__device__ __forceinline__ void raise_teacher(RowAcc& a, float nmt, float k_tau) {
+  const float nsht = nmt * k_tau;
+  const float ft = a.mt == -kInf ? 0.f : exp2f(a.sht - nsht);
+  const float dsh = a.sht - nsht;  // every xt grows by dsh
+  if constexpr (DV == Divergence::kForwardKL) {
+    a.acc = ft * (a.acc + a.zt * dsh);
+  } else if constexpr (DV == Divergence::kReverseKL) {
+    a.acc -= a.zs * dsh;
+  }
+  a.zt *= ft;
+  a.mt = nmt;
+  a.sht = nsht;
+}
+
+template <bool kDense, Divergence DV>
+__device__ __forceinline__ RowAcc merge_row_acc(RowAcc a, RowAcc b, float k_tau) {
+  if (b.arg >= 0 && (a.arg < 0 || b.m > a.m || (b.m == a.m && b.arg < a.arg))) a.arg = b.arg;
+  const float nm = fmaxf(a.m, b.m);
+  if (nm > a.m) raise_student<kDense, DV>(a, nm, k_tau);
+  if (nm > b.m) raise_student<kDense, DV>(b, nm, k_tau);
+  if constexpr (kDense) {
+    const float nmt = fmaxf(a.mt, b.mt);
+    if (nmt > a.mt) raise_teacher<DV>(a, nmt, k_tau);
+    if (nmt > b.mt) raise_teacher<DV>(b, nmt, k_tau);
+    a.zt += b.zt;
+    a.acc += b.acc;
+  }
+  a.z1 += b.z1;
+  a.zs += b.zs;
+  a.ztail += b.ztail;
+  a.sum += b.sum;
+  return a;
+}
+
+// Adds N consecutive elements starting at row index j0. `outside` has bit i set when element i is not
+// one of the top-k indices.
+template <bool kKD, bool kDense, bool kTopK, Divergence DV, bool kSameTau, int N>
+__device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const float (&y)[N],
+                                           uint32_t outside, int64_t j0, float k_tau) {
+  float vmax = x[0];
+#pragma unroll
+  for (int i = 1; i < N; ++i) vmax = fmaxf(vmax, x[i]);
+  if (vmax > a.m || (a.arg < 0 && vmax == vmax)) {
+    if (vmax > a.m) raise_student<kDense, DV>(a, vmax, k_tau);
+    int first = 0;
+#pragma unroll
+    for (int i = N - 1; i >= 0; --i) first = x[i] == vmax ? i : first;
+    a.arg = static_cast<int32_t>(j0 + first);
+  }
+  if constexpr (kDense) {
+    float tmax = y[0];
+#pragma unroll
+    for (int i = 1; i < N; ++i) tmax = fmaxf(tmax, y[i]);
+    if (tmax > a.mt) raise_teacher<DV>(a, tmax, k_tau);
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const float x1 = fmaf(x[i], kLog2e, -a.sh1);
+    const float e1 = exp2f(x1);
+    a.z1 += e1;
+    a.sum += x[i];
+    if constexpr (kKD) {
+      const float xs = kSameTau ? x1 : fmaf(x[i], k_tau, -a.shs);
+      const float es = kSameTau ? e1 : exp2f(xs);
+      a.zs += es;
+      if constexpr (kTopK) a.ztail += ((outside >> i) & 1u) ? es : 0.f;
+      if constexpr (kDense) {
+        const float xt = fmaf(y[i], k_tau, -a.sht);
+        const float et = exp2f(xt);
+        a.zt += et;
+        // 0 * log 0 = 0: a zero probability contributes nothing even where the log-ratio is infinite.
+        if constexpr (DV == Divergence::kForwardKL) {
+          a.acc = fmaf(et, et > 0.f ? xt - xs : 0.f, a.acc);
+        } else if constexpr (DV == Divergence::kReverseKL) {
+          a.acc = fmaf(es, es > 0.f ? xs - xt : 0.f, a.acc);
+        }
+      }
+    }
+  }
+}
+
+// ---- per-category divergence terms (log2 units) ------------------------------------------------------
+
+// Adds one category's contribution to D (log2 units) and, for JSD, to sum_c q_c g_c (in `sg`, log2
+// units, without the (1-b) factor folded out: it is exactly the (1-b) q log2(q/M) part).
+template <Divergence DV>
+__device__ __forceinline__ void category_terms(float p, float lp2, float q, float lq2, float b,
+                                               float& d, float& sg) {
+  if constexpr (DV == Divergence::kForwardKL) {
+    d += p > 0.f ? p * (lp2 - lq2) : 0.f;
+  } else if constexpr (DV == Divergence::kReverseKL) {
+    d += q > 0.f ? q * (lq2 - lp2) : 0.f;
+  } else {
+    const float mix = fmaf(b, p, (1.f - b) * q);
+    const float lm2 = __log2f(mix);
+    const float tp = p > 0.f ? b * p * (lp2 - lm2) : 0.f;
+    const float tq = q > 0.f ? (1.f - b) * q * (lq2 - lm2) : 0.f;
+    d += tp + tq;
+    sg += tq;
+  }
+}
+
+// dD/dz for one element of category c with student probability q (the element's own) and category
+// values (pc, lp2c, qc, lq2c): forward KL q - p for a single element, otherwise q * (g_c - sum q g).
+template <Divergence DV>
+__device__ __forceinline__ float element_kd_grad(float q, float p, float lp2, float lq2, float b, float d,
+                                                 float sg) {
+  if constexpr (DV == Divergence::kForwardKL) {
+    return q - p;
+  } else if constexpr (DV == Divergence::kReverseKL) {
+    return q > 0.f ? q * ((lq2 - lp2) * kLn2 - d) : 0.f;
+  } else {
+    const float mix = fmaf(b, p, (1.f - b) * q);
+    const float g = (1.f - b) * (lq2 - __log2f(mix)) * kLn2;
+    return q > 0.f ? q * (g - sg) : 0.f;
+  }
+}
+
+// ---- row iteration -----------------------------------------------------------------------------------
+
+template <class T>
+__device__ __forceinline__ const uint4* as_vectors(const T* p) {
+  return reinterpret_cast<const uint4*>(p);
+}
+
+// Calls f(j0, x[N], y[N]) for every element of the row in chunks: scalars (N = 1) for the head and
+// tail, 16-byte vectors otherwise. kStream marks the loads evict-first (a last read); kBackward walks
+// the vectors from the end of the row.
+template <DType D, bool kTeacher, bool kStream, bool kBackward, class F>
+__device__ __forceinline__ void for_each_read(const RowLayout& l, const typename Storage<D>::Scalar* s,
+                                              const typename Storage<D>::Scalar* t, F&& f) {
+  using St = Storage<D>;
+  constexpr int kVec = St::kVec;
+  constexpr int kUnroll = 2;  // two vectors of S (and T) in flight per thread before any math
+  const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
+  auto scalar = [&](int64_t j) {
+    float x[1] = {St::load(s + j)};
+    float y[1] = {kTeacher ? St::load(t + j) : 0.f};
+    f(j, x, y);
+  };
+  for (int64_t j = tid; j < l.head; j += bs) scalar(j);
+  const uint4* sv = as_vectors(s + l.head);
+  const uint4* tv = kTeacher ? as_vectors(t + l.head) : nullptr;
+  const int64_t step = static_cast<int64_t>(bs) * kUnroll;
+  for (int64_t v0 = kBackward ? l.nvec - 1 - tid : tid; kBackward ? v0 >= 0 : v0 < l.nvec;
+       v0 += kBackward ? -step : step) {
+    uint4 rs[kUnroll], rt[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
+      if (kBackward ? v >= 0 : v < l.nvec) {
+        rs[u] = kStream ? __ldcs(sv + v) : sv[v];
+        if (kTeacher) rt[u] = kStream ? __ldcs(tv + v) : tv[v];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
+      if (kBackward ? v >= 0 : v < l.nvec) {
+        float x[kVec], y[kVec];
+        St::unpack(rs[u], x);
+        if (kTeacher) {
+          St::unpack(rt[u], y);
+        } else {
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) y[i] = 0.f;
+        }
+        f(l.head + v * kVec, x, y);
+      }
+    }
+  }
+  for (int64_t j = l.tail_begin + tid; j < l.vocab; j += bs) scalar(j);
+}
+
+// Like for_each_read, but f(j0, x[N], y[N], g[N]) fills g, which is stored (evict-first) over the
+// gradient row. In place (g == s) each element is read before it is written, by the same thread.
+template <DType D, bool kTeacher, class F>
+__device__ __forceinline__ void for_each_write(const RowLayout& l, const typename Storage<D>::Scalar* s,
+                                               const typename Storage<D>::Scalar* t,
+                                               typename Storage<D>::Scalar* g, F&& f) {
+  using St = Storage<D>;
+  constexpr int kVec = St::kVec;
+  constexpr int kUnroll = 2;
+  const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
+  auto scalar = [&](int64_t j) {
+    float x[1] = {St::load(s + j)};
+    float y[1] = {kTeacher ? St::load(t + j) : 0.f};
+    float out[1];
+    f(j, x, y, out);
+    St::store(g + j, out[0]);
+  };
+  for (int64_t j = tid; j < l.head; j += bs) scalar(j);
+  const uint4* sv = as_vectors(s + l.head);
+  const uint4* tv = kTeacher ? as_vectors(t + l.head) : nullptr;
+  uint4* gv = reinterpret_cast<uint4*>(g + l.head);
+  const int64_t step = static_cast<int64_t>(bs) * kUnroll;
+  for (int64_t v0 = l.nvec - 1 - tid; v0 >= 0; v0 -= step) {
+    uint4 rs[kUnroll], rt[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = v0 - static_cast<int64_t>(u) * bs;
+      if (v >= 0) {
+        rs[u] = __ldcs(sv + v);
+        if (kTeacher) rt[u] = __ldcs(tv + v);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = v0 - static_cast<int64_t>(u) * bs;
+      if (v >= 0) {
+        float x[kVec], y[kVec], out[kVec];
+        St::unpack(rs[u], x);
+        if (kTeacher) {
+          St::unpack(rt[u], y);
+        } else {
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) y[i] = 0.f;
+        }
+        f(l.head + v * kVec, x, y, out);
+        __stcs(gv + v, St::pack(out));
+      }
+    }
+  }
+  for (int64_t j = l.tail_begin + tid; j < l.vocab; j += bs) scalar(j);
+}
+
+// Fills a gradient row with one value (0 for rows that do not count, NaN for rows with a bad input).
+template <DType D>
+__device__ __forceinline__ void fill_row(const RowLayout& l, typename Storage<D>::Scalar* g, float value) {
+  using St = Storage<D>;
+  constexpr int kVec = St::kVec;
+  const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
+  for (int64_t j = tid; j < l.head; j += bs) St::store(g + j, value);
+  float vals[kVec];
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) vals[i] = value;
+  const uint4 packed = St::pack(vals);
+  uint4* gv = reinterpret_cast<uint4*>(g + l.head);
+  for (int64_t v = tid; v < l.nvec; v += bs) __stcs(gv + v, packed);
+  for (int64_t j = l.tail_begin + tid; j < l.vocab; j += bs) St::store(g + j, value);
+}
+
+// Bits [j0, j0 + N) of the membership bitmap, inverted: bit i set when element j0 + i is outside K.
+template <int N>
+__device__ __forceinline__ uint32_t outside_bits(const uint32_t* bitmap, int64_t j0) {
+  const int64_t w = j0 >> 5;
+  const uint32_t bits = __funnelshift_r(bitmap[w], bitmap[w + 1], static_cast<uint32_t>(j0 & 31));
+  constexpr uint32_t kMask = N >= 32 ? 0xffffffffu : ((1u << N) - 1u);
+  return ~bits & kMask;
+}
+
+__device__ __forceinline__ uint32_t* dynamic_smem_words() {
+#ifdef SDVP_CUDA_EMULATE
+  return emu::dynamic_shared<uint32_t>();
+#else
+  extern __shared__ uint32_t sdvp_dynamic_smem[];
+  return sdvp_dynamic_smem;
+#endif
+}
+
+// ---- the row kernel ----------------------------------------------------------------------------------
+
+struct TopKTeacherAcc {
+  float mt2;  // max of l_i * log2(e) / tau
+  float zt;   // sum of exp2(l_i * k - shift), shift = mt2 (0 while mt2 is -inf)
+  float s1;   // sum of exp(l_i): the teacher's mass on the k entries
+};
+
+__device__ __forceinline__ TopKTeacherAcc merge_topk_teacher(TopKTeacherAcc a, TopKTeacherAcc b) {
+  const float nm = fmaxf(a.mt2, b.mt2);
+  const float sa = a.mt2 == -kInf ? 0.f : exp2f(a.mt2 - nm);
+  const float sb = b.mt2 == -kInf ? 0.f : exp2f(b.mt2 - nm);
+  return {nm, a.zt * sa + b.zt * sb, a.s1 + b.s1};
+}
+
+union RowScratch {
+  RowAcc row[kMaxWarps];
+  TopKTeacherAcc topk[kMaxWarps];
+  Sum2 sum2[kMaxWarps];
+};
+
+// Values of one row that pass 2 and the top-k fix-up need, the same in every thread.
+struct RowConsts {
+  float lse2_1;  // log2-units logsumexp of s * log2(e)
+  float lse2_s;  // log2-units logsumexp of s * k
+  float lse2_t;  // log2-units logsumexp of the teacher's logits * k (dense or top-k categories)
+  float c_soft, c_uniform, c_label, c_kd;  // gradient coefficients (scale folded in)
+  float d, sg;                             // the divergence and sum_c q_c g_c, natural units
+  float tail_coef;                         // top-k: dD/dz_j = q_j * tail_coef outside K
+  int32_t label;                           // -1 when the row has no CE term
+};
+
+template <DType D, TeacherKind TK, Divergence DV>
+struct RowKernel {
+  using St = Storage<D>;
+  using Scalar = typename St::Scalar;
+  static constexpr bool kKD = TK != TeacherKind::kNone;
+  static constexpr bool kDense = TK == TeacherKind::kDense;
+  static constexpr bool kTopK = TK == TeacherKind::kTopK;
+  static constexpr bool kJsd = DV == Divergence::kJSD;
+
+  template <bool kSameTau>
+  static __device__ RowAcc pass1(const KernelParams& p, const RowLayout& l, const Scalar* s, const Scalar* t,
+                                 const uint32_t* bitmap, RowScratch& scratch) {
+    RowAcc a = row_acc_identity();
+    const float k = p.k_tau;
+    for_each_read<D, kDense, false, false>(l, s, t, [&](int64_t j0, const auto& x, const auto& y) {
+      constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
+      uint32_t outside = 0;
+      if constexpr (kTopK) outside = outside_bits<N>(bitmap, j0);
+      accumulate<kKD, kDense, kTopK, DV, kSameTau, N>(a, x, y, outside, j0, k);
+    });
+    return block_allreduce(
+        a, [k](const RowAcc& u, const RowAcc& v) { return merge_row_acc<kDense, DV>(u, v, k); }, scratch.row);
+  }
+
+  // Dense JSD: D and sum_c q_c g_c over the row, from the final normalisers.
+  static __device__ Sum2 jsd_sums(const KernelParams& p, const RowLayout& l, const Scalar* s, const Scalar* t,
+                                  float lse2_s, float lse2_t, RowScratch& scratch) {
+    Sum2 acc{0.f, 0.f};
+    const float k = p.k_tau, b = p.jsd_beta;
+    for_each_read<D, true, false, true>(l, s, t, [&](int64_t, const auto& x, const auto& y) {
+      constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        const float lq2 = fmaf(x[i], k, -lse2_s), lp2 = fmaf(y[i], k, -lse2_t);
+        category_terms<DV>(exp2f(lp2), lp2, exp2f(lq2), lq2, b, acc.a, acc.b);
+      }
+    });
+    return block_allreduce(acc, merge_sum2, scratch.sum2);
+  }
+
+  // The CE part of one element's gradient; p1 = softmax(s)_j, reused as q_j when tau is 1.
+  template <bool kCE>
+  static __device__ __forceinline__ float ce_grad(float x, const RowConsts& c, float& p1) {
+    if constexpr (kCE) {
+      p1 = exp2f(fmaf(x, kLog2e, -c.lse2_1));
+      return fmaf(p1, c.c_soft, -c.c_uniform);
+    } else {
+      p1 = 0.f;
+      return 0.f;
+    }
+  }
+
+  template <bool kCE, bool kSameTau>
+  static __device__ void pass2(const KernelParams& p, const RowLayout& l, const Scalar* s, const Scalar* t,
+                               Scalar* g, const uint32_t* bitmap, const RowConsts& c, bool kd_on) {
+    const float k = p.k_tau, b = p.jsd_beta;
+    for_each_write<D, kDense>(l, s, t, g, [&](int64_t j0, const auto& x, const auto& y, auto& out) {
+      constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
+      uint32_t outside = 0;
+      if constexpr (kTopK) outside = outside_bits<N>(bitmap, j0);
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        float p1;
+        float gi = ce_grad<kCE>(x[i], c, p1);
+        if constexpr (kKD) {
+          if (kd_on) {
+            const float lq2 = fmaf(x[i], k, -c.lse2_s);
+            const float q = (kCE && kSameTau) ? p1 : exp2f(lq2);
+            float gk;
+            if constexpr (kDense) {
+              const float lp2 = fmaf(y[i], k, -c.lse2_t);
+              gk = element_kd_grad<DV>(q, DV == Divergence::kReverseKL ? 0.f : exp2f(lp2), lp2, lq2, b, c.d, c.sg);
+            } else {
+              gk = q > 0.f ? q * c.tail_coef : 0.f;
+            }
+            gi = fmaf(c.c_kd, gk, gi);
+          }
+        }
+        if constexpr (kCE) gi = (j0 + i == c.label) ? gi - c.c_label : gi;
+        // Top-k members keep their logit for now: the fix-up after pass 2 reads it back (in place, the
+        // student element is still intact) and writes the member's real gradient.
+        if constexpr (kTopK) gi = ((outside >> i) & 1u) ? gi : x[i];
+        out[i] = gi;
+      }
+    });
+  }
+
+  static __device__ void run_row(const KernelParams& p, int64_t row, uint32_t* bitmap, RowScratch& scratch) {
+    const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
+    const int64_t V = p.vocab;
+    const int64_t offset = row * V;
+    const Scalar* s = static_cast<const Scalar*>(p.student) + offset;
+    const Scalar* t = kDense ? static_cast<const Scalar*>(p.teacher) + offset : nullptr;
+    Scalar* g = p.grad ? static_cast<Scalar*>(p.grad) + offset : nullptr;
+    const RowLayout l = row_layout<D>(s, V, p.co_aligned);
+
+    const int32_t label = p.labels ? p.labels[row] : p.ignore_index;
+    const bool has_label = p.labels != nullptr && label != p.ignore_index;
+    const bool bad_label = has_label && (label < 0 || static_cast<int64_t>(label) >= V);
+    const float w = p.row_weights ? p.row_weights[row] : 1.f;
+    const bool valid = (has_label || kKD) && w > 0.f;
+    const bool want_stats = p.stats_lse || p.stats_ce || p.stats_kd || p.stats_argmax;
+    // Read before any thread of this block can overwrite it (in-place gradient).
+    const float s_label = has_label && !bad_label ? St::load(s + label) : 0.f;
+
+    // ---- top-k: membership bitmap, index checks, teacher normaliser ---------------------------------
+    const int64_t K = p.topk;
+    const int32_t* kidx = kTopK ? p.topk_indices + row * K : nullptr;
+    const float* klp = kTopK ? p.topk_logprobs + row * K : nullptr;
+    TopKTeacherAcc tk{-kInf, 0.f, 0.f};
+    bool bad_topk = false;
+    if constexpr (kTopK) {
+      for (int64_t wi = tid; wi < p.bitmap_words; wi += bs) bitmap[wi] = 0u;
+      __syncthreads();
+      int bad = 0;
+      for (int64_t i = tid; i < K; i += bs) {
+        const int32_t j = kidx[i];
+        if (j < 0 || static_cast<int64_t>(j) >= V) {
+          bad = 1;
+          atomicMin(&p.header->error_key, error_key(row, 1, j));
+          continue;
+        }
+        const uint32_t bit = 1u << (j & 31);
+        if (atomicOr(&bitmap[j >> 5], bit) & bit) {  // a repeated index
+          bad = 1;
+          atomicMin(&p.header->error_key, error_key(row, 1, j));
+        }
+        // Online softmax over l_i / tau, shifted by the running max (0 while that is -inf).
+        const float a2 = klp[i] * p.k_tau;
+        if (a2 > tk.mt2) {
+          tk.zt *= tk.mt2 == -kInf ? 0.f : exp2f(tk.mt2 - a2);
+          tk.mt2 = a2;
+        }
+        tk.zt += exp2f(a2 - (tk.mt2 == -kInf ? 0.f : tk.mt2));
+        tk.s1 += exp2f(klp[i] * kLog2e);
+      }
+      bad_topk = __syncthreads_or(bad) != 0;
+      if (!bad_topk) tk = block_allreduce(tk, merge_topk_teacher, scratch.topk);
+    }
+
+    const float nan = __int_as_float(0x7fc00000);
+    if (bad_label || bad_topk) {  // reported through the error key; the row's outputs are NaN
+      if (tid == 0) {
+        p.row_partials[row] = nan;
+        if (p.row_loss) p.row_loss[row] = nan;
+        if (p.stats_lse) p.stats_lse[row] = nan;
+        if (p.stats_ce) p.stats_ce[row] = nan;
+        if (p.stats_kd) p.stats_kd[row] = nan;
+        if (p.stats_argmax) p.stats_argmax[row] = -1;
+      }
+      if (g) fill_row<D>(l, g, nan);
+      return;
+    }
+    if (!valid && !want_stats) {
+      if (tid == 0) {
+        p.row_partials[row] = 0.f;
+        if (p.row_loss) p.row_loss[row] = 0.f;
+      }
+      if (g) fill_row<D>(l, g, 0.f);
+      return;
+    }
+
+    // ---- pass 1 -------------------------------------------------------------------------------------
+    const RowAcc a = p.same_tau ? pass1<true>(p, l, s, t, bitmap, scratch) : pass1<false>(p, l, s, t, bitmap, scratch);
+    RowConsts c;
+    c.lse2_1 = a.sh1 + __log2f(a.z1);
+    c.lse2_s = p.same_tau ? c.lse2_1 : a.shs + __log2f(a.zs);
+    const float lse = a.m + kLn2 * __log2f(a.z1);
+
+    float ce = 0.f;
+    if (has_label) {
+      const float eps = p.label_smoothing;
+      // Guarded products: a zero weight times an infinite term (a -inf logit) contributes nothing.
+      if (eps < 1.f) ce += (1.f - eps) * (lse - s_label);
+      if (eps > 0.f) ce += eps * (lse - a.sum / static_cast<float>(V));
+      if (p.z_loss > 0.f) ce += p.z_loss * lse * lse;
+    }
+
+    // ---- divergence ---------------------------------------------------------------------------------
+    float d = 0.f, sg = 0.f, tail_coef = 0.f;
+    const bool kd_on = kKD && !(kJsd && p.jsd_degenerate);
+    const float b = p.jsd_beta;
+    if constexpr (kDense) {
+      c.lse2_t = a.sht + __log2f(a.zt);
+      if (kd_on) {
+        if constexpr (DV == Divergence::kForwardKL) {
+          d = kLn2 * (a.acc / a.zt - __log2f(a.zt) + __log2f(a.zs));
+        } else if constexpr (DV == Divergence::kReverseKL) {
+          d = kLn2 * (a.acc / a.zs - __log2f(a.zs) + __log2f(a.zt));
+        } else {
+          const Sum2 js = jsd_sums(p, l, s, t, c.lse2_s, c.lse2_t, scratch);
+          d = kLn2 * js.a;
+          sg = kLn2 * js.b;
+        }
+      }
+    } else if constexpr (kTopK) {
+      // Teacher categories: l_i / tau and, in tail mode with missing mass, log(mass) / tau.
+      const bool has_tail = K < V;
+      const float mass = 1.f - tk.s1;
+      const bool teacher_tail = p.topk_tail && has_tail && mass > 0.f;
+      float mt2 = tk.mt2, zt = tk.zt;
+      const float at2 = teacher_tail ? __log2f(mass) * p.inv_tau : -kInf;
+      if (teacher_tail) {
+        const float nm = fmaxf(mt2, at2);
+        zt = (mt2 == -kInf ? 0.f : zt * exp2f(mt2 - nm)) + exp2f(at2 - nm);
+        mt2 = nm;
+      }
+      c.lse2_t = (mt2 == -kInf ? 0.f : mt2) + __log2f(zt);
+      // Student tail: q_tail = sum over j outside K of q_j, accumulated as such in pass 1.
+      const float lq2_tail = __log2f(a.ztail) - __log2f(a.zs);
+      const float q_tail = has_tail ? a.ztail / a.zs : 0.f;
+      const float lp2_tail = at2 - c.lse2_t;
+      const float p_tail = teacher_tail ? exp2f(lp2_tail) : 0.f;
+      if (kd_on) {
+        Sum2 acc{0.f, 0.f};
+        for (int64_t i = tid; i < K; i += bs) {
+          const float lq2 = fmaf(St::load(s + kidx[i]), p.k_tau, -c.lse2_s);
+          const float lp2 = fmaf(klp[i], p.k_tau, -c.lse2_t);
+          category_terms<DV>(exp2f(lp2), lp2, exp2f(lq2), lq2, b, acc.a, acc.b);
+        }
+        acc = block_allreduce(acc, merge_sum2, scratch.sum2);
+        if (has_tail) category_terms<DV>(p_tail, lp2_tail, q_tail, lq2_tail, b, acc.a, acc.b);
+        d = kLn2 * acc.a;
+        sg = kLn2 * acc.b;
+        if constexpr (DV == Divergence::kForwardKL) {
+          tail_coef = q_tail > 0.f ? 1.f - p_tail / q_tail : 0.f;
+        } else if constexpr (DV == Divergence::kReverseKL) {
+          tail_coef = (lq2_tail - lp2_tail) * kLn2 - d;
+        } else {
+          const float mix = fmaf(b, p_tail, (1.f - b) * q_tail);
+          tail_coef = (1.f - b) * (lq2_tail - __log2f(mix)) * kLn2 - sg;
+        }
+      }
+    }
+    // A divergence is never negative; rounding can make it -1e-8 (NaN stays NaN).
+    const float d_out = d < 0.f ? 0.f : d;
+
+    if (tid == 0) {
+      float loss = 0.f;
+      if (valid) {
+        float inner = 0.f;
+        if (has_label) inner += p.ce_weight * ce;
+        if (kKD) inner += p.kd_scale * d_out;
+        loss = w * inner;
+      }
+      p.row_partials[row] = loss;
+      if (p.row_loss) p.row_loss[row] = loss;
+      if (p.stats_lse) p.stats_lse[row] = lse;
+      if (p.stats_ce) p.stats_ce[row] = ce;
+      if (p.stats_kd) p.stats_kd[row] = kKD ? d_out : 0.f;
+      if (p.stats_argmax) p.stats_argmax[row] = a.arg;
+    }
+
+    // ---- pass 2 -------------------------------------------------------------------------------------
+    if (!g) return;
+    if (!valid) {
+      fill_row<D>(l, g, 0.f);
+      return;
+    }
+    const float scale = p.grad_scale * w * p.header->inv_normalizer;
+    const float c_ce = has_label ? scale * p.ce_weight : 0.f;
+    c.c_soft = c_ce * (1.f + 2.f * p.z_loss * lse);
+    c.c_uniform = c_ce * p.label_smoothing / static_cast<float>(V);
+    c.c_label = c_ce * (1.f - p.label_smoothing);
+    c.c_kd = scale * p.kd_scale * p.inv_tau;
+    c.d = d;
+    c.sg = sg;
+    c.tail_coef = tail_coef;
+    c.label = has_label ? label : -1;
+    if (has_label) {
+      if (p.same_tau) {
+        pass2<true, true>(p, l, s, t, g, bitmap, c, kd_on);
+      } else {
+        pass2<true, false>(p, l, s, t, g, bitmap, c, kd_on);
+      }
+    } else {
+      pass2<false, false>(p, l, s, t, g, bitmap, c, kd_on);
+    }
+
+    if constexpr (kTopK) {
+      // Each member's gradient, now that pass 2 (which left members untouched in value) is done.
+      __syncthreads();
+      for (int64_t i = tid; i < K; i += bs) {
+        const int32_t j = kidx[i];
+        const float x = St::load(s + j);
+        float gi = 0.f;
+        if (has_label) {
+          const float p1 = exp2f(fmaf(x, kLog2e, -c.lse2_1));
+          gi = fmaf(p1, c.c_soft, -c.c_uniform);
+          if (j == label) gi -= c.c_label;
+        }
+        if (kd_on) {
+          const float lq2 = fmaf(x, p.k_tau, -c.lse2_s);
+          const float lp2 = fmaf(klp[i], p.k_tau, -c.lse2_t);
+          gi = fmaf(c.c_kd, element_kd_grad<DV>(exp2f(lq2), exp2f(lp2), lp2, lq2, b, d, sg), gi);
+        }
+        St::store(g + j, gi);
+      }
+    }
+  }
+};
+
+template <DType D, TeacherKind TK, Divergence DV>
+__global__ void __launch_bounds__(kMaxThreads, 2) distill_rows_kernel(KernelParams p) {
+  __shared__ RowScratch scratch;
+  uint32_t* bitmap = nullptr;
+  if constexpr (TK == TeacherKind::kTopK) {
+    bitmap = p.global_bitmap ? p.global_bitmap + static_cast<int64_t>(blockIdx.x) * p.bitmap_words
+                             : dynamic_smem_words();
+  }
+  for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
+    RowKernel<D, TK, DV>::run_row(p, row, bitmap, scratch);
+    __syncthreads();  // the next row reuses the bitmap and the scratch
+  }
+}
+
+// Resets the error key, checks labels and counts valid rows (reads labels and weights only), and
+// sets the normaliser the row kernel scales gradients by. One block: the count is exact and no
+// host round trip is needed.
+__global__ void __launch_bounds__(kSideThreads) prepare_kernel(KernelParams p) {
+  __shared__ long long counts[kSideThreads / 32];
+  const int tid = static_cast<int>(threadIdx.x);
+  if (tid == 0) p.header->error_key = ~0ull;
+  __syncthreads();
+  long long count = 0;
+  for (int64_t r = tid; r < p.rows; r += blockDim.x) {
+    const int32_t y = p.labels ? p.labels[r] : p.ignore_index;
+    const bool has_label = p.labels != nullptr && y != p.ignore_index;
+    if (has_label && (y < 0 || static_cast<int64_t>(y) >= p.vocab)) {
+      atomicMin(&p.header->error_key, error_key(r, 0, y));
+    }
+    const float w = p.row_weights ? p.row_weights[r] : 1.f;
+    if ((has_label || p.has_teacher) && w > 0.f) ++count;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) count += __shfl_xor_sync(0xffffffffu, count, o);
+  if ((tid & 31) == 0) counts[tid >> 5] = count;
+  __syncthreads();
+  if (tid == 0) {
+    long long total = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += counts[w];
+    double normalizer = 1.0;
+    if (p.has_normalizer) {
+      normalizer = p.normalizer;
+    } else if (p.reduction == Reduction::kMean) {
+      normalizer = static_cast<double>(total);
+    } else if (p.reduction == Reduction::kBatchMean) {
+      normalizer = static_cast<double>(p.rows);
+    }
+    p.header->valid_rows = total;
+    p.header->normalizer = normalizer;
+    p.header->inv_normalizer = normalizer > 0 ? static_cast<float>(1.0 / normalizer) : 0.f;
+  }
+}
+
+// Sums the row losses in double in a fixed order (contiguous chunks per thread, then the chunk sums in
+// thread order) and writes the device result.
+__global__ void __launch_bounds__(kSideThreads) finalize_kernel(KernelParams p) {
+  __shared__ double partial[kSideThreads];
+  const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
+  const int64_t chunk = (p.rows + bs - 1) / bs;
+  const int64_t begin = tid * chunk;
+  const int64_t end = begin + chunk < p.rows ? begin + chunk : p.rows;
+  double sum = 0.0;
+  for (int64_t r = begin; r < end; ++r) sum += static_cast<double>(p.row_partials[r]);
+  partial[tid] = sum;
+  __syncthreads();
+  for (int half = bs / 2; half > 0; half /= 2) {
+    if (tid < half) partial[tid] += partial[tid + half];
+    __syncthreads();
+  }
+  if (tid == 0) {
+    const double total = partial[0];
+    const double normalizer = p.header->normalizer;
+    double loss = total;
+    if (p.reduction != Reduction::kNone) loss = normalizer > 0 ? total / normalizer : total * 0.0;
+    DistillLossDeviceResult* out = p.result;
+    out->loss = static_cast<float>(loss);
+    out->normalizer = static_cast<float>(normalizer);
+    out->valid_rows = p.header->valid_rows;
+    const unsigned long long key = p.header->error_key;
+    if (key == ~0ull) {
+      out->status = static_cast<int32_t>(Status::kOk);
+      out->bad_row = -1;
+      out->bad_value = 0;
+    } else {
+      out->bad_row = static_cast<int32_t>(key >> 33);
+      out->status = static_cast<int32_t>(((key >> 32) & 1u) ? Status::kTopKIndexInvalid : Status::kLabelOutOfRange);
+      out->bad_value = static_cast<int32_t>(static_cast<uint32_t>(key & 0xffffffffu));
+    }
+  }
+}
+
+}  // namespace cuda_detail
+}  // namespace sdvp

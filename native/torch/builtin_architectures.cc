@@ -1,0 +1,240 @@
+// Builds the built-in architectures: layer modules and the models' methods are TorchScript source
+// compiled with Module::define; parameters are registered and initialised here from a seeded generator.
+#include "builtin_architectures.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "runtime_error.h"
+
+namespace sdvp::torch_runtime {
+
+namespace {
+
+using torch::jit::Module;
+
+// Everything one build shares: the compilation unit its types live in and the random generator.
+struct Builder {
+  std::shared_ptr<torch::jit::CompilationUnit> unit = std::make_shared<torch::jit::CompilationUnit>();
+  at::Generator generator;
+
+  explicit Builder(uint64_t seed) : generator(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
+
+  Module module(const std::string& type_name) {
+    Module m(c10::QualifiedName("__torch__.sdvp." + type_name), unit, /*shouldMangle=*/true);
+    m.register_attribute("training", c10::BoolType::get(), true);
+    return m;
+  }
+
+  at::Tensor normal(at::IntArrayRef shape, double std) {
+    return at::empty(shape, at::kFloat).normal_(0.0, std, generator);
+  }
+};
+
+const char* const kConvSource = R"(
+def forward(self, x: Tensor) -> Tensor:
+    return torch.conv2d(x, self.weight, self.bias, [self.stride, self.stride], [self.padding, self.padding])
+)";
+
+const char* const kLinearSource = R"(
+def forward(self, x: Tensor) -> Tensor:
+    return torch.linear(x, self.weight, self.bias)
+)";
+
+const char* const kEmbeddingSource = R"(
+def forward(self, tokens: Tensor) -> Tensor:
+    return torch.embedding(self.weight, tokens, 0)
+)";
+
+// A 3x3 (or k x k) convolution, Kaiming-normal for a ReLU that follows.
+Module conv2d(Builder& b, int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  Module m = b.module("Conv2d");
+  m.register_parameter("weight", b.normal({out, in, kernel, kernel}, std::sqrt(2.0 / static_cast<double>(in * kernel * kernel))),
+                       false);
+  m.register_parameter("bias", at::zeros({out}), false);
+  m.register_attribute("stride", c10::IntType::get(), stride);
+  m.register_attribute("padding", c10::IntType::get(), kernel / 2);
+  m.define(kConvSource);
+  return m;
+}
+
+// A linear layer; `gain` 2 for one followed by a ReLU (Kaiming), 1 for an output head.
+Module linear(Builder& b, int64_t in, int64_t out, double gain) {
+  Module m = b.module("Linear");
+  m.register_parameter("weight", b.normal({out, in}, std::sqrt(gain / static_cast<double>(in))), false);
+  m.register_parameter("bias", at::zeros({out}), false);
+  m.define(kLinearSource);
+  return m;
+}
+
+Module embedding(Builder& b, int64_t count, int64_t dim) {
+  Module m = b.module("Embedding");
+  at::Tensor weight = b.normal({count, dim}, 1.0 / std::sqrt(static_cast<double>(dim)));
+  weight[0].zero_();  // the padding token
+  m.register_parameter("weight", weight, false);
+  m.define(kEmbeddingSource);
+  return m;
+}
+
+// Convolutions conv1..convN with ReLUs; the first keeps the resolution, the others halve it.
+Module conv_encoder(Builder& b, const std::vector<int64_t>& channels) {
+  Module m = b.module("ConvEncoder");
+  std::string body = "def forward(self, x: Tensor) -> Tensor:\n";
+  int64_t in = 3;
+  for (size_t i = 0; i < channels.size(); ++i) {
+    const std::string name = "conv" + std::to_string(i + 1);
+    m.register_module(name, conv2d(b, in, channels[i], 3, i == 0 ? 1 : 2));
+    body += "    x = torch.relu(self." + name + ".forward(x))\n";
+    in = channels[i];
+  }
+  body += "    return x\n";
+  m.define(body);
+  return m;
+}
+
+void register_strings(Module& m, const std::string& name, const std::vector<std::string>& values) {
+  c10::List<std::string> list;
+  for (const std::string& value : values) list.push_back(value);
+  m.register_attribute(name, c10::ListType::ofStrings(), list);
+}
+
+void register_common(Module& m, const ArchitectureConfig& config) {
+  m.register_attribute("architecture", c10::StringType::get(), config.architecture);
+  m.register_attribute("config", c10::StringType::get(), config.config_json.empty() ? "{}" : config.config_json);
+}
+
+void require(bool condition, const std::string& message) {
+  if (!condition) throw RuntimeError("ERR_SDVP_OPTION", message);
+}
+
+const char* const kTinyVlmSource = R"(
+def _cells(self, images: Tensor) -> Tensor:
+    x = self.encoder.forward(images)
+    x = torch.adaptive_avg_pool2d(x, [self.grid_size, self.grid_size])
+    x = torch.flatten(x, 2).transpose(1, 2)
+    return self.cell_proj.forward(x) + self.cell_position
+
+def _query(self, tokens: Tensor) -> Tensor:
+    tokens = tokens[:, :self.max_tokens]
+    mask = torch.ne(tokens, 0).float().unsqueeze(2)
+    embedded = self.token_embedding.forward(tokens) + self.position_embedding[:tokens.size(1)].unsqueeze(0)
+    pooled = (embedded * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    return torch.relu(self.query_proj.forward(pooled))
+
+def _scores(self, cells: Tensor, query: Tensor) -> Tensor:
+    return torch.bmm(cells, query.unsqueeze(2)).squeeze(2) * self.scale
+
+def ground(self, images: Tensor, tokens: Tensor) -> Tensor:
+    return self._scores(self._cells(images), self._query(tokens))
+
+def answer(self, images: Tensor, tokens: Tensor) -> Tensor:
+    cells = self._cells(images)
+    query = self._query(tokens)
+    attention = torch.softmax(self._scores(cells, query), 1)
+    pooled = torch.bmm(attention.unsqueeze(1), cells).squeeze(1)
+    fused = torch.relu(self.fuse.forward(torch.cat([pooled, query, pooled * query], 1)))
+    return self.answer_head.forward(fused)
+
+def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
+    return self.answer(images, tokens)
+)";
+
+Module tiny_vlm(Builder& b, const ArchitectureConfig& c) {
+  require(c.token_vocab.size() >= 2, "tiny-vlm needs a token vocabulary of at least 2 entries (index 0 pads)");
+  require(!c.answer_vocab.empty(), "tiny-vlm needs a non-empty answer vocabulary");
+  require(c.dim > 0 && c.hidden > 0 && c.grid_size > 0 && c.max_tokens > 0, "tiny-vlm sizes must be positive");
+  const int64_t cells = c.grid_size * c.grid_size;
+  Module m = b.module("TinyVLM");
+  m.register_module("encoder", conv_encoder(b, c.channels));
+  m.register_module("cell_proj", linear(b, c.channels.back(), c.dim, 1.0));
+  m.register_parameter("cell_position", b.normal({cells, c.dim}, 0.02), false);
+  m.register_module("token_embedding", embedding(b, static_cast<int64_t>(c.token_vocab.size()), c.dim));
+  m.register_parameter("position_embedding", b.normal({c.max_tokens, c.dim}, 0.02), false);
+  m.register_module("query_proj", linear(b, c.dim, c.dim, 2.0));
+  m.register_module("fuse", linear(b, 3 * c.dim, c.hidden, 2.0));
+  m.register_module("answer_head", linear(b, c.hidden, static_cast<int64_t>(c.answer_vocab.size()), 1.0));
+  register_strings(m, "token_vocab", c.token_vocab);
+  register_strings(m, "answer_vocab", c.answer_vocab);
+  m.register_attribute("grid_size", c10::IntType::get(), c.grid_size);
+  m.register_attribute("max_tokens", c10::IntType::get(), c.max_tokens);
+  m.register_attribute("image_size", c10::IntType::get(), c.image_size);
+  m.register_attribute("scale", c10::FloatType::get(), 1.0 / std::sqrt(static_cast<double>(c.dim)));
+  register_common(m, c);
+  m.define(kTinyVlmSource);
+  return m;
+}
+
+const char* const kClassifierSource = R"(
+def features(self, images: Tensor) -> Tensor:
+    return torch.mean(self.encoder.forward(images), [2, 3])
+
+def forward(self, images: Tensor) -> Tensor:
+    return self.head.forward(torch.relu(self.fc.forward(self.features(images))))
+)";
+
+Module cnn_classifier(Builder& b, const ArchitectureConfig& c) {
+  require(!c.labels.empty(), "cnn-classifier needs at least one label");
+  require(c.hidden > 0, "cnn-classifier's hidden size must be positive");
+  Module m = b.module("CnnClassifier");
+  m.register_module("encoder", conv_encoder(b, c.channels));
+  m.register_module("fc", linear(b, c.channels.back(), c.hidden, 2.0));
+  m.register_module("head", linear(b, c.hidden, static_cast<int64_t>(c.labels.size()), 1.0));
+  register_strings(m, "labels", c.labels);
+  m.register_attribute("image_size", c10::IntType::get(), c.image_size);
+  register_common(m, c);
+  m.define(kClassifierSource);
+  return m;
+}
+
+const char* const kDetectorSource = R"(
+def _cell_scores(self, images: Tensor) -> Tensor:
+    x = self.encoder.forward(images)
+    x = torch.adaptive_avg_pool2d(x, [self.grid_size, self.grid_size])
+    x = torch.flatten(x, 2).transpose(1, 2)
+    hidden = torch.relu(self.cell_hidden.forward(x) + self.cell_position)
+    return self.cell_head.forward(hidden)
+
+def detect(self, images: Tensor) -> Tensor:
+    return self._cell_scores(images).select(2, 0)
+
+def detect_classes(self, images: Tensor) -> Tensor:
+    return self._cell_scores(images)[:, :, 1:].transpose(1, 2)
+
+def forward(self, images: Tensor) -> Tensor:
+    return torch.logsumexp(self.detect_classes(images), [2])
+)";
+
+Module grid_detector(Builder& b, const ArchitectureConfig& c) {
+  require(!c.labels.empty(), "grid-detector needs at least one label");
+  require(c.hidden > 0 && c.grid_size > 0, "grid-detector sizes must be positive");
+  const int64_t cells = c.grid_size * c.grid_size;
+  Module m = b.module("GridDetector");
+  m.register_module("encoder", conv_encoder(b, c.channels));
+  m.register_module("cell_hidden", linear(b, c.channels.back(), c.hidden, 2.0));
+  m.register_parameter("cell_position", b.normal({cells, c.hidden}, 0.02), false);
+  m.register_module("cell_head", linear(b, c.hidden, static_cast<int64_t>(c.labels.size()) + 1, 1.0));
+  register_strings(m, "labels", c.labels);
+  m.register_attribute("grid_size", c10::IntType::get(), c.grid_size);
+  m.register_attribute("image_size", c10::IntType::get(), c.image_size);
+  register_common(m, c);
+  m.define(kDetectorSource);
+  return m;
+}
+
+}  // namespace
+
+torch::jit::Module build_architecture(const ArchitectureConfig& config) {
+  require(!config.channels.empty(), "channels must list at least one convolution width");
+  for (int64_t width : config.channels) require(width > 0, "every channel width must be positive");
+  Builder builder(config.seed);
+  if (config.architecture == "tiny-vlm") return tiny_vlm(builder, config);
+  if (config.architecture == "cnn-classifier") return cnn_classifier(builder, config);
+  if (config.architecture == "grid-detector") return grid_detector(builder, config);
+  throw RuntimeError("ERR_SDVP_OPTION", "unknown architecture '" + config.architecture +
+                                            "' (built in: tiny-vlm, cnn-classifier, grid-detector)");
+}
+
+}  // namespace sdvp::torch_runtime
