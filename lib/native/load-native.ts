@@ -22,9 +22,8 @@ export function packageRoot(): string {
 export function candidatePaths(): string[] {
   const root = packageRoot();
   return [
-    path.join(root, 'build', 'Release', 'sdvp.node'),
-    path.join(root, 'build', 'sdvp.node'),
-    path.join(root, 'build-gyp', 'Release', 'sdvp.node'),
+    path.join(root, 'build-cmake', 'Release', 'sdvp.node'), // npm run build:native (cmake-js)
+    path.join(root, 'build', 'Release', 'sdvp.node'), // npm run build:gyp (node-gyp)
   ];
 }
 

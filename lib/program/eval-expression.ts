@@ -241,6 +241,15 @@ class EvalParser {
     return token.type === 'operator' && token.text === text;
   }
 
+  /** Reports the current token where `expected` should be; operators outside the subset are named as such. */
+  #unexpected(expected: string): never {
+    const token = this.#token;
+    if (token.type === 'operator' && UNSUPPORTED_OPERATORS.has(token.text)) {
+      throw new EvalSyntaxError(token.offset, `'${token.text}' is not supported in EVAL expressions`);
+    }
+    throw new EvalSyntaxError(token.offset, `expected ${expected}, found ${describeToken(token)}`);
+  }
+
   parse(): EvalNode {
     const root = this.#expression('the start');
     const token = this.#token;
@@ -261,9 +270,7 @@ class EvalParser {
     if (!this.#isKeyword('if')) return body;
     this.#index++;
     const test = this.#orTest("'if'");
-    if (!this.#isKeyword('else')) {
-      throw new EvalSyntaxError(this.#token.offset, `expected 'else', found ${describeToken(this.#token)}`);
-    }
+    if (!this.#isKeyword('else')) this.#unexpected("'else'");
     this.#index++;
     const orElse = this.#expression("'else'");
     return { type: 'conditional', test, body, orElse, offset: body.offset };

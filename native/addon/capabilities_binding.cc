@@ -10,8 +10,11 @@
 #include "torch/torch_info.h"
 #endif
 
-#ifndef SDVP_BUILD_SYSTEM
-#define SDVP_BUILD_SYSTEM "unknown"
+// binding.gyp defines SDVP_BUILD_GYP; everything else is the CMake build.
+#ifdef SDVP_BUILD_GYP
+#define SDVP_BUILD_SYSTEM "node-gyp"
+#else
+#define SDVP_BUILD_SYSTEM "cmake"
 #endif
 
 namespace sdvp::addon {

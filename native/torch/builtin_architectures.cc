@@ -34,6 +34,9 @@ struct Builder {
   }
 };
 
+// A parameter: a leaf tensor that requires grad, as nn.Parameter makes it.
+at::Tensor parameter(at::Tensor tensor) { return tensor.set_requires_grad(true); }
+
 const char* const kConvSource = R"(
 def forward(self, x: Tensor) -> Tensor:
     return torch.conv2d(x, self.weight, self.bias, [self.stride, self.stride], [self.padding, self.padding])
@@ -52,9 +55,11 @@ def forward(self, tokens: Tensor) -> Tensor:
 // A 3x3 (or k x k) convolution, Kaiming-normal for a ReLU that follows.
 Module conv2d(Builder& b, int64_t in, int64_t out, int64_t kernel, int64_t stride) {
   Module m = b.module("Conv2d");
-  m.register_parameter("weight", b.normal({out, in, kernel, kernel}, std::sqrt(2.0 / static_cast<double>(in * kernel * kernel))),
+  m.register_parameter("weight",
+                       parameter(b.normal({out, in, kernel, kernel},
+                                          std::sqrt(2.0 / static_cast<double>(in * kernel * kernel)))),
                        false);
-  m.register_parameter("bias", at::zeros({out}), false);
+  m.register_parameter("bias", parameter(at::zeros({out})), false);
   m.register_attribute("stride", c10::IntType::get(), stride);
   m.register_attribute("padding", c10::IntType::get(), kernel / 2);
   m.define(kConvSource);
@@ -64,8 +69,8 @@ Module conv2d(Builder& b, int64_t in, int64_t out, int64_t kernel, int64_t strid
 // A linear layer; `gain` 2 for one followed by a ReLU (Kaiming), 1 for an output head.
 Module linear(Builder& b, int64_t in, int64_t out, double gain) {
   Module m = b.module("Linear");
-  m.register_parameter("weight", b.normal({out, in}, std::sqrt(gain / static_cast<double>(in))), false);
-  m.register_parameter("bias", at::zeros({out}), false);
+  m.register_parameter("weight", parameter(b.normal({out, in}, std::sqrt(gain / static_cast<double>(in)))), false);
+  m.register_parameter("bias", parameter(at::zeros({out})), false);
   m.define(kLinearSource);
   return m;
 }
@@ -74,7 +79,7 @@ Module embedding(Builder& b, int64_t count, int64_t dim) {
   Module m = b.module("Embedding");
   at::Tensor weight = b.normal({count, dim}, 1.0 / std::sqrt(static_cast<double>(dim)));
   weight[0].zero_();  // the padding token
-  m.register_parameter("weight", weight, false);
+  m.register_parameter("weight", parameter(weight), false);
   m.define(kEmbeddingSource);
   return m;
 }
@@ -150,9 +155,9 @@ Module tiny_vlm(Builder& b, const ArchitectureConfig& c) {
   Module m = b.module("TinyVLM");
   m.register_module("encoder", conv_encoder(b, c.channels));
   m.register_module("cell_proj", linear(b, c.channels.back(), c.dim, 1.0));
-  m.register_parameter("cell_position", b.normal({cells, c.dim}, 0.02), false);
+  m.register_parameter("cell_position", parameter(b.normal({cells, c.dim}, 0.02)), false);
   m.register_module("token_embedding", embedding(b, static_cast<int64_t>(c.token_vocab.size()), c.dim));
-  m.register_parameter("position_embedding", b.normal({c.max_tokens, c.dim}, 0.02), false);
+  m.register_parameter("position_embedding", parameter(b.normal({c.max_tokens, c.dim}, 0.02)), false);
   m.register_module("query_proj", linear(b, c.dim, c.dim, 2.0));
   m.register_module("fuse", linear(b, 3 * c.dim, c.hidden, 2.0));
   m.register_module("answer_head", linear(b, c.hidden, static_cast<int64_t>(c.answer_vocab.size()), 1.0));
@@ -214,7 +219,7 @@ Module grid_detector(Builder& b, const ArchitectureConfig& c) {
   Module m = b.module("GridDetector");
   m.register_module("encoder", conv_encoder(b, c.channels));
   m.register_module("cell_hidden", linear(b, c.channels.back(), c.hidden, 2.0));
-  m.register_parameter("cell_position", b.normal({cells, c.hidden}, 0.02), false);
+  m.register_parameter("cell_position", parameter(b.normal({cells, c.hidden}, 0.02)), false);
   m.register_module("cell_head", linear(b, c.hidden, static_cast<int64_t>(c.labels.size()) + 1, 1.0));
   register_strings(m, "labels", c.labels);
   m.register_attribute("grid_size", c10::IntType::get(), c.grid_size);

@@ -2,6 +2,7 @@
 #include "runtime_threads.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/python/update_graph_executor_opt.h>
 
 #include <atomic>
 
@@ -11,7 +12,9 @@ namespace sdvp::torch_runtime {
 
 namespace {
 std::atomic<int32_t> configured_threads{0};
+std::atomic<bool> configured_optimization{false};
 thread_local int32_t applied_threads = 0;
+thread_local int applied_optimization = -1;
 }  // namespace
 
 void set_threads(int32_t count) {
@@ -24,11 +27,21 @@ int32_t threads() {
   return count > 0 ? count : static_cast<int32_t>(at::get_num_threads());
 }
 
+void set_graph_optimization(bool enabled) { configured_optimization.store(enabled); }
+
+bool graph_optimization() { return configured_optimization.load(); }
+
 void apply_thread_settings() {
   const int32_t count = configured_threads.load();
   if (count > 0 && count != applied_threads) {
     at::set_num_threads(count);
     applied_threads = count;
+  }
+  // TorchScript's optimising executor is a per-thread switch.
+  const int optimization = configured_optimization.load() ? 1 : 0;
+  if (optimization != applied_optimization) {
+    torch::jit::setGraphExecutorOptimize(optimization == 1);
+    applied_optimization = optimization;
   }
 }
 

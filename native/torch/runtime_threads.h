@@ -6,8 +6,8 @@
 
 namespace sdvp::torch_runtime {
 
-// Applies the configured intra-op thread count to the calling thread, when one was configured and
-// differs from what this thread last applied.
+// Applies the configured intra-op thread count (when one was configured) and the graph-optimisation
+// switch to the calling thread, when they differ from what this thread last applied.
 void apply_thread_settings();
 
 // Threads for the CPU fused kernel: the configured count, or 1 (the objective on one batch is tiny

@@ -218,4 +218,11 @@ class Model {
 void set_threads(int32_t threads);
 int32_t threads();
 
+// Whether TorchScript's profiling executor optimises graphs (autodiff subgraphs, specialisation) after
+// its first runs. Off by default: a method then computes the same numbers on its first run as on its
+// thousandth, so a run resumed from a checkpoint in a fresh process takes exactly the step the original
+// would have taken. On can be faster for large graphs.
+void set_graph_optimization(bool enabled);
+bool graph_optimization();
+
 }  // namespace sdvp::torch_runtime

@@ -139,7 +139,8 @@ HWY_INLINE VF Exp2NonPositive(DF d, VF y) {
   poly = hn::MulAdd(poly, f, hn::Set(d, 2.4022242084919032e-1f));
   poly = hn::MulAdd(poly, f, hn::Set(d, 6.931469775984724e-1f));
   poly = hn::MulAdd(poly, f, hn::Set(d, 1.0f));
-  const auto exponent = hn::ShiftLeft<23>(hn::Sub(hn::BitCast(di, shifted), hn::BitCast(di, magic)));
+  // The low mantissa bits of `shifted` hold 2^22 + n; shifted left by 23 only n << 23 survives.
+  const auto exponent = hn::ShiftLeft<23>(hn::BitCast(di, shifted));
   const VF scaled = hn::BitCast(d, hn::Add(hn::BitCast(di, poly), exponent));
   return hn::IfThenElseZero(hn::Ge(y, hn::Set(d, -126.0f)), scaled);
 }
@@ -276,11 +277,17 @@ class RowKernel {
         hn::Store(xt, d_, et + j);
         vsumt = hn::Add(vsumt, xt);
         if (forward) {  // sum p (t - s), with p == 0 terms zero where t = -inf (0 * log 0 = 0)
-          const VF term = hn::Mul(xt, hn::Sub(vt, vs));
-          vcross = hn::Add(vcross, t_has_neg_inf ? hn::IfThenZeroElse(hn::Eq(xt, hn::Zero(d_)), term) : term);
+          if (t_has_neg_inf) {
+            vcross = hn::Add(vcross, hn::IfThenZeroElse(hn::Eq(xt, hn::Zero(d_)), hn::Mul(xt, hn::Sub(vt, vs))));
+          } else {
+            vcross = hn::MulAdd(xt, hn::Sub(vt, vs), vcross);
+          }
         } else if (reverse) {  // sum q (s - t), likewise where s = -inf
-          const VF term = hn::Mul(xs, hn::Sub(vs, vt));
-          vcross = hn::Add(vcross, s_has_neg_inf ? hn::IfThenZeroElse(hn::Eq(xs, hn::Zero(d_)), term) : term);
+          if (s_has_neg_inf) {
+            vcross = hn::Add(vcross, hn::IfThenZeroElse(hn::Eq(xs, hn::Zero(d_)), hn::Mul(xs, hn::Sub(vs, vt))));
+          } else {
+            vcross = hn::MulAdd(xs, hn::Sub(vs, vt), vcross);
+          }
         }
       }
     }
@@ -596,7 +603,13 @@ class RowKernel {
     const VF vinv_tau = hn::Set(d_, c_.inv_tau);
     const VF rev_offset = hn::Set(d_, -lse_s_tau + lse_t_tau - kd), vjsd = hn::Set(d_, jsd_mean_g);
     const Divergence div = spec_.divergence;
+    const bool fused_forward = dense && div == Divergence::kForwardKL && ce && k.e1_power == 2;
     auto value_at = [&](int64_t j) HWY_ATTR {
+      if (fused_forward) {
+        // soft*q^2*... : c_soft e1 + c_q q - c_p p - c_u with e1 = q^2, as q*(soft*q + c_q) - c_p p - c_u.
+        const VF xq = hn::LoadU(d_, es + j);
+        return hn::Sub(hn::NegMulAdd(cp, hn::LoadU(d_, et + j), hn::Mul(xq, hn::MulAdd(soft, xq, cq))), uniform);
+      }
       VF value = zero;
       if (ce) {
         const VF x1 = k.e1_power ? PowSmall(hn::LoadU(d_, es + j), k.e1_power) : hn::LoadU(d_, e1 + j);

@@ -41,9 +41,7 @@ int64_t row_grid(const DistillLossSpec& spec) {
 int row_threads(const DistillLossSpec& spec) {
   const int64_t vec = spec.dtype == DType::kBF16 ? 8 : 4;
   const int64_t vectors = spec.vocab / vec;
-  if (vectors >= 2048) return cuda_detail::kMaxThreads;
-  if (vectors >= 512) return 256;
-  return 128;
+  return vectors >= 1024 ? cuda_detail::kMaxThreads : 128;
 }
 
 template <DType D, TeacherKind TK>

@@ -32,6 +32,9 @@ constexpr float kLn2 = 0.6931471805599453f;
 constexpr float kInf = __builtin_huge_valf();
 constexpr int kMaxThreads = 256;
 constexpr int kMaxWarps = kMaxThreads / 32;
+// Three resident rows per SM (80 registers, no spills): while one block waits at a row's barriers
+// the others keep streaming. Two 512-thread blocks would cap registers at 64 and spill.
+constexpr int kMinBlocksPerSm = 3;
 constexpr int kSideThreads = 1024;  // the single-block prepare and finalize kernels
 // A top-k row's membership bitmap lives in shared memory up to this size (no opt-in needed);
 // beyond it (vocab > ~393K) each block uses a slice of the workspace instead.
@@ -603,7 +606,7 @@ struct RowKernel {
     const float k = p.k_tau, b = p.jsd_beta;
     for_each_write<D, kDense>(l, s, t, g, [&](int64_t j0, const auto& x, const auto& y, auto& out) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
-      uint32_t outside = 0;
+      [[maybe_unused]] uint32_t outside = 0;
       if constexpr (kTopK) outside = outside_bits<N>(bitmap, j0);
 #pragma unroll
       for (int i = 0; i < N; ++i) {
@@ -848,7 +851,7 @@ struct RowKernel {
 };
 
 template <DType D, TeacherKind TK, Divergence DV>
-__global__ void __launch_bounds__(kMaxThreads, 2) distill_rows_kernel(KernelParams p) {
+__global__ void __launch_bounds__(kMaxThreads, kMinBlocksPerSm) distill_rows_kernel(KernelParams p) {
   __shared__ RowScratch scratch;
   uint32_t* bitmap = nullptr;
   if constexpr (TK == TeacherKind::kTopK) {
