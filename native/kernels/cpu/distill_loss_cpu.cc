@@ -123,16 +123,21 @@ HWY_INLINE void StoreGrad(DF d, VF v, L* row, int64_t j, int64_t vocab) {
 HWY_INLINE float ReduceSum(DF d, VF v) { return hn::GetLane(hn::SumOfLanes(d, v)); }
 HWY_INLINE float ReduceMax(DF d, VF v) { return hn::GetLane(hn::MaxOfLanes(d, v)); }
 
-// 2^y for y <= 0, the only range the kernel needs (every exponent is a logit minus its row maximum).
-// Round-to-nearest split y = n + f with f in [-1/2, 1/2], a degree-5 minimax polynomial for 2^f
-// (relative error 9e-8, below float rounding), and n added to the exponent bits. y < -126 gives 0 (no denormals), and so does NaN: NaN
-// and +inf logits are caught by the poison check instead. About half the operations of hn::Exp.
-HWY_INLINE VF Exp2NonPositive(DF d, VF y) {
+// 2^y for y <= 0 (up to rounding), the only range the kernel needs: every exponent is a logit minus its
+// row maximum. Round-to-nearest split y = n + f with f in [-1/2, 1/2], a degree-5 minimax polynomial for
+// 2^f (relative error 9e-8, below float rounding), and n added to the exponent bits. About half the
+// operations of hn::Exp. Below 2^-126 the result is not meaningful: with `exact_zero` it is 0 (rows
+// holding -inf logits need p = 0 exactly for 0 * log 0 = 0); otherwise y is clamped at -126 and the
+// result is some value under 2^-126, one operation cheaper and harmless in sums and gradients.
+// NaN and +inf logits never get here: the poison check in pass 1 catches them.
+HWY_INLINE VF Exp2NonPositive(DF d, VF y, bool exact_zero) {
   const hn::RebindToSigned<DF> di;
+  const VF lowest = hn::Set(d, -126.0f);
+  const VF clamped = exact_zero ? y : hn::Max(y, lowest);
   const VF magic = hn::Set(d, 12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const VF shifted = hn::Add(y, magic);
+  const VF shifted = hn::Add(clamped, magic);
   const VF n = hn::Sub(shifted, magic);
-  const VF f = hn::Sub(y, n);
+  const VF f = hn::Sub(clamped, n);
   VF poly = hn::Set(d, 1.3264726899303268e-3f);
   poly = hn::MulAdd(poly, f, hn::Set(d, 9.67151266057522e-3f));
   poly = hn::MulAdd(poly, f, hn::Set(d, 5.5507337442440186e-2f));
@@ -142,7 +147,14 @@ HWY_INLINE VF Exp2NonPositive(DF d, VF y) {
   // The low mantissa bits of `shifted` hold 2^22 + n; shifted left by 23 only n << 23 survives.
   const auto exponent = hn::ShiftLeft<23>(hn::BitCast(di, shifted));
   const VF scaled = hn::BitCast(d, hn::Add(hn::BitCast(di, poly), exponent));
-  return hn::IfThenElseZero(hn::Ge(y, hn::Set(d, -126.0f)), scaled);
+  return exact_zero ? hn::IfThenElseZero(hn::Ge(y, lowest), scaled) : scaled;
+}
+
+// The exact remainder of m * a after rounding to float: exponents are formed as one multiply-add
+// x * a - fl(m * a), so every exponential of a row carries the same factor 2^delta, which cancels in
+// every ratio and is taken out of every logarithm of a sum.
+inline double RoundingRemainder(float m, float a) {
+  return static_cast<double>(m) * static_cast<double>(a) - static_cast<double>(m * a);
 }
 
 // x^n for a small whole n >= 1: exp(s - m) from exp((s - m)/tau) when tau is 2, 3 or 4.
@@ -239,17 +251,21 @@ class RowKernel {
     if (poisoned) return PoisonedRow(out, grad, valid, has_label, label);
 
     // ---- pass 2: cached exponentials and their sums ---------------------------------------------------
-    // Exponents are taken in base 2 with log2(e) folded into the scale: 2^((x - m) * log2(e) / tau).
-    // (x - m) is formed first so the row maximum gives exactly 1. When tau is 2, 3 or 4, exp(s - m) is
-    // exp((s - m)/tau)^tau: one exponential per student logit.
+    // Exponents are taken in base 2 with log2(e) folded into one multiply-add: x*a - fl(m*a) (see
+    // RoundingRemainder). When tau is 2, 3 or 4, exp(s - m) is exp((s - m)/tau)^tau: one exponential per
+    // student logit.
     const bool need_lse = has_label || (c_.need_stats && spec_.stats_lse);
     const bool need_es = c_.has_teacher;
     const bool separate_es = need_es && !c_.tau_is_one;
     const bool need_e1 = need_lse || (need_es && c_.tau_is_one);
     const bool e1_from_es = need_e1 && separate_es && c_.tau_power > 0;
+    const bool exact_zero = s_has_neg_inf || t_has_neg_inf;
     const float log2e = 1.4426950408889634f;
-    const VF a1 = hn::Set(d_, log2e), atau = hn::Set(d_, log2e * c_.inv_tau);
-    const VF vm = hn::Set(d_, m), vmt = hn::Set(d_, mt);
+    const float a1 = log2e, atau = log2e * c_.inv_tau;
+    const VF va1 = hn::Set(d_, a1), vatau = hn::Set(d_, atau);
+    const VF vc1 = hn::Set(d_, -(m * a1)), vcs = hn::Set(d_, -(m * atau)), vct = hn::Set(d_, -(mt * atau));
+    const double delta_s = RoundingRemainder(m, atau), delta_t = RoundingRemainder(mt, atau);
+    const double delta_1 = e1_from_es ? c_.tau_power * delta_s : separate_es || !c_.tau_is_one ? RoundingRemainder(m, a1) : delta_s;
     VF vsum1 = hn::Zero(d_), vsums = hn::Zero(d_), vsumt = hn::Zero(d_), vcross = hn::Zero(d_);
     const bool forward = spec_.divergence == Divergence::kForwardKL;
     const bool reverse = spec_.divergence == Divergence::kReverseKL;
@@ -258,22 +274,21 @@ class RowKernel {
       if (next_s) hwy::Prefetch(next_s + j);
       if (next_t) hwy::Prefetch(next_t + j);
       const VF vs = LoadLogits(d_, s, j, V);
-      const VF ds = hn::Sub(vs, vm);
       VF x1 = hn::Zero(d_), xs = hn::Zero(d_);
       if (separate_es) {
-        xs = Exp2NonPositive(d_, hn::Mul(ds, atau));
+        xs = Exp2NonPositive(d_, hn::MulAdd(vs, vatau, vcs), exact_zero);
         hn::Store(xs, d_, es + j);
         vsums = hn::Add(vsums, xs);
       }
       if (need_e1) {
-        x1 = e1_from_es ? PowSmall(xs, c_.tau_power) : Exp2NonPositive(d_, hn::Mul(ds, a1));
+        x1 = e1_from_es ? PowSmall(xs, c_.tau_power) : Exp2NonPositive(d_, hn::MulAdd(vs, va1, vc1), exact_zero);
         if (!e1_from_es) hn::Store(x1, d_, e1 + j);
         vsum1 = hn::Add(vsum1, x1);
       }
       if (!separate_es) xs = x1;
       if (t) {
         const VF vt = LoadLogits(d_, t, j, V);
-        const VF xt = Exp2NonPositive(d_, hn::Mul(hn::Sub(vt, vmt), atau));
+        const VF xt = Exp2NonPositive(d_, hn::MulAdd(vt, vatau, vct), exact_zero);
         hn::Store(xt, d_, et + j);
         vsumt = hn::Add(vsumt, xt);
         if (forward) {  // sum p (t - s), with p == 0 terms zero where t = -inf (0 * log 0 = 0)
@@ -294,7 +309,8 @@ class RowKernel {
     const float sum1 = need_e1 ? ReduceSum(d_, vsum1) : 1.0f;
     const float sums = separate_es ? ReduceSum(d_, vsums) : sum1;
     const float sumt = t ? ReduceSum(d_, vsumt) : 1.0f;
-    const float lse = m + std::log(sum1);
+    const double ln2 = 0.6931471805599453;
+    const float lse = static_cast<float>(m + (std::log(static_cast<double>(sum1)) - delta_1 * ln2));
     out.lse = need_lse ? lse : 0.0f;
 
     // ---- cross-entropy ---------------------------------------------------------------------------------
@@ -313,10 +329,11 @@ class RowKernel {
     }
 
     // ---- divergence --------------------------------------------------------------------------------------
-    const float log_sums = std::log(sums);  // student: log q_j = (s_j - m)/tau - log_sums
-    const float lse_s_tau = m * c_.inv_tau + log_sums;
-    const float log_sumt = std::log(sumt);
-    const float lse_t_tau = mt * c_.inv_tau + log_sumt;
+    // True logarithms of the exp-sums (the 2^delta factors removed): log q_j = (s_j - m)/tau - log_sums.
+    const double log_sums = std::log(static_cast<double>(sums)) - delta_s * ln2;
+    const double log_sumt = std::log(static_cast<double>(sumt)) - delta_t * ln2;
+    const float lse_s_tau = static_cast<float>(m * c_.inv_tau + log_sums);
+    const float lse_t_tau = static_cast<float>(mt * c_.inv_tau + log_sumt);
     TopK topk;
     float kd = 0.0f, jsd_mean_g = 0.0f;
     if (c_.dense) {
@@ -326,11 +343,11 @@ class RowKernel {
       } else if (reverse) {
         kd = cross / sums * c_.inv_tau - lse_s_tau + lse_t_tau;
       } else {
-        DenseJsd(s, t, m, mt, sums, sumt, es, et, kd, jsd_mean_g);
+        DenseJsd(s, t, m, mt, sums, sumt, static_cast<float>(log_sums), static_cast<float>(log_sumt), es, et, kd, jsd_mean_g);
       }
       kd = std::max(kd, 0.0f);  // a divergence is never negative; rounding can make it -1e-8
     } else if (c_.has_teacher) {
-      const int32_t status = PrepareTopK(r, s, m, sums, es, scratch, topk);
+      const int32_t status = PrepareTopK(r, s, m, sums, log_sums, es, scratch, topk);
       if (status != 0) {
         out.status = status;
         out.bad_value = topk.bad_value;
@@ -428,14 +445,14 @@ class RowKernel {
 
   // Generalised JSD over a dense row: the divergence and sum_j q_j g_j; g_j is cached in `et`.
   template <typename L>
-  void DenseJsd(const L* s, const L* t, float m, float mt, float sums, float sumt, const float* es,
-                float* et, float& kd, float& mean_g) const {
+  void DenseJsd(const L* s, const L* t, float m, float mt, float sums, float sumt, float log_sums, float log_sumt,
+                const float* es, float* et, float& kd, float& mean_g) const {
     const int64_t V = spec_.vocab;
     const float b = spec_.jsd_beta;
     const VF vb = hn::Set(d_, b), v1b = hn::Set(d_, 1.0f - b), zero = hn::Zero(d_);
     const VF vinv_sums = hn::Set(d_, 1.0f / sums), vinv_sumt = hn::Set(d_, 1.0f / sumt);
     const VF vinv_tau = hn::Set(d_, c_.inv_tau);
-    const VF vlog_sums = hn::Set(d_, std::log(sums)), vlog_sumt = hn::Set(d_, std::log(sumt));
+    const VF vlog_sums = hn::Set(d_, log_sums), vlog_sumt = hn::Set(d_, log_sumt);
     const VF vm = hn::Set(d_, m), vmt = hn::Set(d_, mt);
     VF vterm_p = zero, vqg = zero;
     for (int64_t j = 0; j < V; j += lanes_) {
@@ -460,8 +477,8 @@ class RowKernel {
 
   // Sorts the row's top-k entries, checks them, and computes the category divergence and gradients.
   template <typename L>
-  int32_t PrepareTopK(int64_t r, const L* s, float m, float sums, const float* es, Scratch& scratch,
-                      TopK& topk) const {
+  int32_t PrepareTopK(int64_t r, const L* s, float m, float sums, double log_sums, const float* es,
+                      Scratch& scratch, TopK& topk) const {
     const int64_t V = spec_.vocab, k = spec_.topk;
     const int32_t* idx = spec_.topk_indices + r * k;
     const float* lp = spec_.topk_logprobs + r * k;
@@ -510,7 +527,6 @@ class RowKernel {
     const double p_tail = teacher_tail ? std::exp(logp_tail) : 0.0;
 
     // Student categories: q_i at the k entries; q_tail summed over the gaps between sorted indices.
-    const double log_sums = std::log(static_cast<double>(sums));
     double tail_sum = 0;
     if (has_tail) {
       int64_t begin = 0;
