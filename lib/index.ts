@@ -5,3 +5,4 @@ export type { Capabilities } from './capabilities';
 export { SdvpError } from './errors/sdvp-error';
 export type { SdvpErrorCode, SdvpErrorDetails } from './errors/sdvp-error';
 export { loadNative } from './native/load-native';
+export * from './program';

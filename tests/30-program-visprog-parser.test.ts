@@ -91,7 +91,9 @@ test('a GQA program becomes the expected step graph', (t) => {
         id: 4,
         output: 'ANSWER1',
         module: 'EVAL',
-        args: { expr: { kind: 'expression', source: "'yes' if {ANSWER0} > 0 else 'no'", variables: ['ANSWER0'] } },
+        args: {
+          expr: { kind: 'expression', source: "'yes' if {ANSWER0} > 0 else 'no'", variables: ['ANSWER0'] },
+        },
         deps: [3],
         line: 5,
         column: 1,
@@ -273,7 +275,10 @@ test('a malformed line is reported, skipped, and parsing goes on with the next l
       ['D', [0]],
     ],
   );
-  t.regex(graph.diagnostics[0].message, /expected ',' or '\)' after the value of 'object', found the end of the line/);
+  t.regex(
+    graph.diagnostics[0].message,
+    /expected ',' or '\)' after the value of 'object', found the end of the line/,
+  );
   t.regex(graph.diagnostics[1].message, /expected '=' after the output variable 'this'/);
   t.regex(graph.diagnostics[3].message, /'12abc' is not a valid number/);
   t.regex(graph.diagnostics[5].message, /expected ',' or '\)' after the value of 'image'/);
@@ -308,14 +313,18 @@ test('EVAL expressions are checked, with the column of the fault inside the stri
   ]);
   t.regex(graph.diagnostics[1].message, /expected an expression after 'and', found 'else'/);
   t.regex(graph.diagnostics[4].message, /'@' is not supported/);
-  t.deepEqual(graph.steps[2].args.expr, { kind: 'expression', source: '{A} + {MISSING}', variables: ['A', 'MISSING'] });
+  t.deepEqual(graph.steps[2].args.expr, {
+    kind: 'expression',
+    source: '{A} + {MISSING}',
+    variables: ['A', 'MISSING'],
+  });
 });
 
 test('argument forms: variables where variables belong, literals of the right type elsewhere', (t) => {
   const graph = parseVisProgProgram(
     [
       "A=VQA(image='photo.jpg',question=IMAGE)",
-      "B=LOC(image=IMAGE,object=3)",
+      'B=LOC(image=IMAGE,object=3)',
       'C=CROP(image=IMAGE,box=IMAGE)',
       'D=SELECT(image=IMAGE,object=C,query=None,category=None)',
     ].join('\n'),
@@ -331,8 +340,14 @@ test('argument forms: variables where variables belong, literals of the right ty
       [4, 37],
     ],
   );
-  t.regex(graph.diagnostics.find((d) => d.line === 1 && d.column === 13)!.message, /must be a variable, but is the string 'photo.jpg'/);
-  t.regex(graph.diagnostics.find((d) => d.line === 1 && d.column === 34)!.message, /must be a literal, but is the variable IMAGE/);
+  t.regex(
+    graph.diagnostics.find((d) => d.line === 1 && d.column === 13)!.message,
+    /must be a variable, but is the string 'photo.jpg'/,
+  );
+  t.regex(
+    graph.diagnostics.find((d) => d.line === 1 && d.column === 34)!.message,
+    /must be a literal, but is the variable IMAGE/,
+  );
 });
 
 test('template slots are reported when unfilled and replaced when given', (t) => {

@@ -259,7 +259,12 @@ test('undefined names are errors; use before assignment is a warning; builtins a
 
 test('a local name shadows the API function of the same name', (t) => {
   const graph = parseViperProgram(
-    ['def execute_command(image):', '    def distance(a, b):', '        return 0', '    return distance(1, 2)'].join('\n'),
+    [
+      'def execute_command(image):',
+      '    def distance(a, b):',
+      '        return 0',
+      '    return distance(1, 2)',
+    ].join('\n'),
   );
   t.deepEqual(graph.steps, []);
   t.deepEqual(graph.diagnostics, []);
@@ -269,7 +274,9 @@ test('a snippet without execute_command is read as top-level code, with a warnin
   const graph = parseViperProgram('patch = ImagePatch(image)\nanswer = patch.simple_query("q")\n');
   t.deepEqual(codes(graph), ['warning:missing-entry-point@1:1']);
   t.deepEqual(summary(graph), ['0 patch = ImagePatch deps[]', '1 answer = patch.simple_query deps[0]']);
-  const custom = parseViperProgram('def main(img):\n    return ImagePatch(img).exists("x")', { entryPoint: 'main' });
+  const custom = parseViperProgram('def main(img):\n    return ImagePatch(img).exists("x")', {
+    entryPoint: 'main',
+  });
   t.deepEqual(custom.diagnostics, []);
   t.deepEqual(summary(custom), ['0 - = ImagePatch deps[]', '1 - = ImagePatch(img).exists deps[0]']);
 });
@@ -287,4 +294,20 @@ test('chained calls on one receiver are separate steps', (t) => {
 
 test('a non-string source is a usage error, not a diagnostic', (t) => {
   t.throws(() => parseViperProgram(undefined as unknown as string), { code: 'ERR_SDVP_ARG' } as never);
+});
+
+test('absurdly nested input is reported, not thrown', (t) => {
+  for (const [open, close] of [
+    ['[', ']'],
+    ['(', ')'],
+    ['-', ''],
+  ]) {
+    const source = `def execute_command(image):\n    x = ${open.repeat(5000)}image.find("a")${close.repeat(5000)}`;
+    const graph = parseViperProgram(source);
+    t.true(graph.diagnostics.length > 0, open);
+    t.false(
+      graph.diagnostics.some((d) => d.code === 'internal'),
+      open,
+    );
+  }
 });

@@ -138,9 +138,12 @@ test('users register their own modules, and the parsers recognise them', (t) => 
     distillable: true,
     description: 'OCR on a patch',
   });
-  const viper = parseViperProgram('def execute_command(image):\n    return ImagePatch(image).read_text("en")', {
-    registry,
-  });
+  const viper = parseViperProgram(
+    'def execute_command(image):\n    return ImagePatch(image).read_text("en")',
+    {
+      registry,
+    },
+  );
   t.deepEqual(
     viper.steps.map((step) => [step.module, step.args]),
     [
@@ -160,8 +163,19 @@ test('registering checks the spec and refuses silent replacement', (t) => {
     [{ subTask: 'magic' as never }, /spec.subTask must be one of/],
     [{ output: 'pixels' as never }, /spec.output must be one of/],
     [{ neural: false }, /not neural/],
-    [{ args: [{ name: 'a', type: 'text', form: 'literal', required: true }, { name: 'a', type: 'text', form: 'literal', required: true }] }, /repeats the argument name 'a'/],
-    [{ args: [{ name: 'a', type: 'text', form: 'sometimes' as never, required: true }] }, /form must be one of/],
+    [
+      {
+        args: [
+          { name: 'a', type: 'text', form: 'literal', required: true },
+          { name: 'a', type: 'text', form: 'literal', required: true },
+        ],
+      },
+      /repeats the argument name 'a'/,
+    ],
+    [
+      { args: [{ name: 'a', type: 'text', form: 'sometimes' as never, required: true }] },
+      /form must be one of/,
+    ],
     [{ textArgument: 'question' }, /textArgument names 'question'/],
     [{ framework: 'other' as never }, /spec.framework must be/],
   ];

@@ -2,9 +2,15 @@
 
 import test from 'ava';
 import { SdvpError } from '../lib/errors/sdvp-error';
-import { type EvalValue, evaluateEvalExpression, parseEvalExpression, visprogEvalValue } from '../lib/program';
+import {
+  type EvalValue,
+  evaluateEvalExpression,
+  parseEvalExpression,
+  visprogEvalValue,
+} from '../lib/program';
 
-const evaluate = (source: string, bindings: Record<string, EvalValue> = {}) => evaluateEvalExpression(source, bindings);
+const evaluate = (source: string, bindings: Record<string, EvalValue> = {}) =>
+  evaluateEvalExpression(source, bindings);
 
 test("and / or / not / xor truth tables over VisProg's yes/no answers", (t) => {
   const answers = ['yes', 'no'];
@@ -28,9 +34,18 @@ test('GQA and NLVR expressions from the corpus', (t) => {
   t.is(evaluate("'yes' if {ANSWER0} > 0 else 'no'", { ANSWER0: 0 }), 'no');
   t.is(evaluate("'yes' if {ANSWER0} + {ANSWER1} > 0 else 'no'", { ANSWER0: 0, ANSWER1: 1 }), 'yes');
   t.is(evaluate("'top' if {ANSWER0} > 0 else 'bottom'", { ANSWER0: 0 }), 'bottom');
-  t.is(evaluate('{ANSWER0} + {ANSWER1} == 2', { ANSWER0: visprogEvalValue('1'), ANSWER1: visprogEvalValue('1') }), true);
+  t.is(
+    evaluate('{ANSWER0} + {ANSWER1} == 2', {
+      ANSWER0: visprogEvalValue('1'),
+      ANSWER1: visprogEvalValue('1'),
+    }),
+    true,
+  );
   t.is(evaluate('{ANSWER0} >= 7', { ANSWER0: visprogEvalValue('7') }), true);
-  t.is(evaluate('{ANSWER0} == 2 and {ANSWER2} and {ANSWER4}', { ANSWER0: 2, ANSWER2: true, ANSWER4: false }), false);
+  t.is(
+    evaluate('{ANSWER0} == 2 and {ANSWER2} and {ANSWER4}', { ANSWER0: 2, ANSWER2: true, ANSWER4: false }),
+    false,
+  );
   t.is(evaluate('{ANSWER0}', { ANSWER0: visprogEvalValue('yes') }), true);
 });
 

@@ -40,7 +40,8 @@ function assertCrop(t: ExecutionContext, value: unknown, region: Box): void {
     for (let x = 0; x < crop.width; x++) {
       const sx = x1 + x;
       const sy = y1 + y;
-      const expected = sx < root.width && sy < root.height && sx >= 0 && sy >= 0 ? pixelAt(root, sx, sy) : [0, 0, 0];
+      const expected =
+        sx < root.width && sy < root.height && sx >= 0 && sy >= 0 ? pixelAt(root, sx, sy) : [0, 0, 0];
       const actual = pixelAt(crop, x, y);
       if (actual.some((v, i) => v !== expected[i])) {
         t.fail(`pixel (${x}, ${y}) of the crop is ${actual}, expected ${expected}`);
@@ -56,7 +57,11 @@ const locReturning =
   () =>
     boxes.map((box) => [...box]);
 
-async function cropWith(module: string, boxes: Box[], options: { aboveBelowFallback?: 'visprog' | 'matching-half' } = {}) {
+async function cropWith(
+  module: string,
+  boxes: Box[],
+  options: { aboveBelowFallback?: 'visprog' | 'matching-half' } = {},
+) {
   const image = patternImage(40, 30);
   const trace = await runVisProgProgram(
     `BOX0=LOC(image=IMAGE,object='thing')\nIMAGE0=${module}(image=IMAGE,box=BOX0)\nFINAL=RESULT(var=IMAGE0)`,
@@ -68,10 +73,21 @@ async function cropWith(module: string, boxes: Box[], options: { aboveBelowFallb
 }
 
 test('CROP enlarges the first box 1.5x about its centre, clamped to the image', async (t) => {
-  assertCrop(t, (await cropWith('CROP', [[10, 6, 20, 16], [0, 0, 5, 5]])).result, [8, 4, 22, 18]);
+  assertCrop(
+    t,
+    (
+      await cropWith('CROP', [
+        [10, 6, 20, 16],
+        [0, 0, 5, 5],
+      ])
+    ).result,
+    [8, 4, 22, 18],
+  );
   assertCrop(t, (await cropWith('CROP', [[0, 0, 10, 10]])).result, [0, 0, 12, 12]);
   assertCrop(t, (await cropWith('CROP', [[30, 20, 40, 30]])).result, [28, 18, 40, 30]);
   assertCrop(t, (await cropWith('CROP', [[11, 7, 14, 8]])).result, [10, 7, 14, 7]);
+  assertCrop(t, (await cropWith('CROP', [[10, 8, 22, 20]])).result, [7, 5, 25, 23]);
+  assertCrop(t, (await cropWith('CROP', [[4, 4, 24, 24]])).result, [0, 0, 29, 29]);
 });
 
 test('CROP with no box returns the image itself; the depth relations crop like CROP', async (t) => {
@@ -96,15 +112,24 @@ test("with no box, the half-plane crops fall back to image halves as VisProg's d
   // VisProg's own fall-back for ABOVE and BELOW is the left half; 'matching-half' gives the top or bottom half.
   assertCrop(t, (await cropWith('CROP_ABOVE', [])).result, [0, 0, 20, 29]);
   assertCrop(t, (await cropWith('CROP_BELOW', [])).result, [0, 0, 20, 29]);
-  assertCrop(t, (await cropWith('CROP_ABOVE', [], { aboveBelowFallback: 'matching-half' })).result, [0, 0, 39, 15]);
-  assertCrop(t, (await cropWith('CROP_BELOW', [], { aboveBelowFallback: 'matching-half' })).result, [0, 15, 39, 29]);
+  assertCrop(
+    t,
+    (await cropWith('CROP_ABOVE', [], { aboveBelowFallback: 'matching-half' })).result,
+    [0, 0, 39, 15],
+  );
+  assertCrop(
+    t,
+    (await cropWith('CROP_BELOW', [], { aboveBelowFallback: 'matching-half' })).result,
+    [0, 15, 39, 29],
+  );
   t.deepEqual(visprogCropBox('CROP_RIGHTOF', undefined, 41, 31), [20, 0, 40, 30]);
 });
 
 test('LOC answers TOP/BOTTOM/LEFT/RIGHT with fixed halves, without calling the detector', async (t) => {
   let calls = 0;
   const image = patternImage(40, 30);
-  const program = (object: string) => `BOX0=LOC(image=IMAGE,object='${object}')\nIMAGE0=CROP(image=IMAGE,box=BOX0)`;
+  const program = (object: string) =>
+    `BOX0=LOC(image=IMAGE,object='${object}')\nIMAGE0=CROP(image=IMAGE,box=BOX0)`;
   const modules = {
     LOC: () => {
       calls++;
@@ -209,7 +234,17 @@ test('COUNT counts boxes, EVAL reads counts and answers, RESULT is the program r
   t.true(trace.ok);
   t.deepEqual(
     trace.steps.map((step) => step.value),
-    [[[0, 0, 1, 1], [1, 1, 2, 2]], [{ box: [2, 2, 3, 3], category: 'fence' }], 2, 1, 'yes', 'yes'],
+    [
+      [
+        [0, 0, 1, 1],
+        [1, 1, 2, 2],
+      ],
+      [{ box: [2, 2, 3, 3], category: 'fence' }],
+      2,
+      1,
+      'yes',
+      'yes',
+    ],
   );
   t.is(trace.result, 'yes');
   t.deepEqual(trace.steps[4].inputs, {
@@ -287,7 +322,11 @@ test('missing implementations, wrong return values and unknown modules fail the 
   const image = patternImage(4, 4);
   const missing = await runVisProgProgram("A=VQA(image=IMAGE,question='q')", { IMAGE: image });
   t.is(missing.steps[0].error, 'no implementation for VQA; pass modules.VQA to the interpreter');
-  const wrong = await runVisProgProgram("B=LOC(image=IMAGE,object='cat')", { IMAGE: image }, { modules: { LOC: () => 'oops' } });
+  const wrong = await runVisProgProgram(
+    "B=LOC(image=IMAGE,object='cat')",
+    { IMAGE: image },
+    { modules: { LOC: () => 'oops' } },
+  );
   t.regex(wrong.error!.message, /the LOC implementation returned the string "oops", but a list of boxes/);
   const notImage = await runVisProgProgram(
     "B=LOC(image=IMAGE,object='cat')\nC=CROP(image=B,box=B)",
@@ -333,24 +372,33 @@ test('modules receive resolved arguments, template slots and their step; a step 
     "OBJ0=FACEDET(image=IMAGE)\nLIST0=LIST(query='presidents',max={list_max})\nOBJ1=CLASSIFY(image=IMAGE,object=OBJ0,categories=LIST0)\nIMAGE0=TAG(image=IMAGE,object=OBJ1)",
   );
   const image = patternImage(10, 10);
-  const trace = await runVisProgProgram(graph, { IMAGE: image }, {
-    programId: 'knowtag-1',
-    templateSlots: { list_max: 20 },
-    modules: {
-      FACEDET: () => [{ box: [1, 1, 4, 4] }],
-      LIST: (args, context) => {
-        calls.push({ ...args, programId: context.programId, stepId: context.step.id });
-        return ['Lincoln', 'Obama'];
+  const trace = await runVisProgProgram(
+    graph,
+    { IMAGE: image },
+    {
+      programId: 'knowtag-1',
+      templateSlots: { list_max: 20 },
+      modules: {
+        FACEDET: () => [{ box: [1, 1, 4, 4] }],
+        LIST: (args, context) => {
+          calls.push({ ...args, programId: context.programId, stepId: context.step.id });
+          return ['Lincoln', 'Obama'];
+        },
+        CLASSIFY: ({ object }) =>
+          (object as Array<{ box: Box }>).map((o) => ({ ...o, className: 'Lincoln' })),
+        TAG: ({ image: input }) => input,
       },
-      CLASSIFY: ({ object }) => (object as Array<{ box: Box }>).map((o) => ({ ...o, className: 'Lincoln' })),
-      TAG: ({ image: input }) => input,
     },
-  });
+  );
   t.true(trace.ok, trace.error?.message);
   t.deepEqual(calls, [{ query: 'presidents', max: 20, programId: 'knowtag-1', stepId: 1 }]);
   t.is(trace.result, image);
   t.deepEqual(trace.steps[2].inputs.categories, ['Lincoln', 'Obama']);
-  const unfilled = await runVisProgProgram(graph, { IMAGE: image }, { modules: { FACEDET: () => [], LIST: () => [] } });
+  const unfilled = await runVisProgProgram(
+    graph,
+    { IMAGE: image },
+    { modules: { FACEDET: () => [], LIST: () => [] } },
+  );
   t.regex(unfilled.error!.message, /template slot \{list_max\} has no value/);
 });
 
@@ -358,10 +406,18 @@ test('an aborted signal rejects the run; bad arguments are usage errors', async 
   const controller = new AbortController();
   controller.abort();
   await t.throwsAsync(
-    runVisProgProgram("A=VQA(image=IMAGE,question='q')", { IMAGE: patternImage(2, 2) }, { signal: controller.signal }),
+    runVisProgProgram(
+      "A=VQA(image=IMAGE,question='q')",
+      { IMAGE: patternImage(2, 2) },
+      { signal: controller.signal },
+    ),
     { code: 'ERR_SDVP_ABORTED' } as never,
   );
   await t.throwsAsync(runVisProgProgram('A=COUNT(box=B)', null as never), { code: 'ERR_SDVP_ARG' } as never);
-  t.throws(() => new VisProgInterpreter({ modules: { VQA: 'not a function' as never } }), { code: 'ERR_SDVP_ARG' } as never);
-  t.throws(() => new VisProgInterpreter({ aboveBelowFallback: 'middle' as never }), { code: 'ERR_SDVP_OPTION' } as never);
+  t.throws(() => new VisProgInterpreter({ modules: { VQA: 'not a function' as never } }), {
+    code: 'ERR_SDVP_ARG',
+  } as never);
+  t.throws(() => new VisProgInterpreter({ aboveBelowFallback: 'middle' as never }), {
+    code: 'ERR_SDVP_OPTION',
+  } as never);
 });

@@ -20,6 +20,7 @@ export type DiagnosticCode =
   | 'malformed-expression' // an EVAL expression that is not in the supported Python subset
   | 'unfilled-template' // a `{slot}` left from a prompt template, with no value given for it
   | 'missing-entry-point' // a ViperGPT program without `def execute_command(...)`
+  | 'nesting-too-deep' // expressions nested too deeply to analyse (thousands of levels)
   | 'internal'; // a defect in sdvp itself, reported rather than thrown
 
 /** One finding about a program, located at a 1-based line and column of its source. */
@@ -94,7 +95,8 @@ function editDistance(a: string, b: string, limit: number): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
       let best = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, rows[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, rows[i - 2][j - 2] + 1);
       rows[i][j] = best;
       if (best < rowMin) rowMin = best;
     }

@@ -69,6 +69,7 @@ export {
   type DiagnosticJson,
   type StepGraphJson,
   type StepJson,
+  type TableOptions,
   formatStepArgument,
   formatStepGraphTable,
   stepGraphToJson,
@@ -84,9 +85,15 @@ export {
 export type { ProgramTrace, StepTrace } from './trace';
 export { type ViperTraceImport, type ViperTraceImportOptions, importViperTrace } from './trace-import';
 export { DEFAULT_VIPER_INPUTS, type ViperParseOptions, parseViperProgram } from './viper-parser';
-export { DEFAULT_VISPROG_INPUTS, type VisProgParseOptions, parseVisProgProgram } from './visprog-parser';
+export {
+  DEFAULT_VISPROG_INPUTS,
+  VISPROG_LOC_REGIONS,
+  type VisProgParseOptions,
+  parseVisProgProgram,
+} from './visprog-parser';
 export {
   type AboveBelowFallback,
+  VISPROG_CROP_MODULES,
   type VisualObject,
   visprogCropBox,
   visprogExpandBox,

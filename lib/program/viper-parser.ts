@@ -116,6 +116,8 @@ const VIPER_ENVIRONMENT = [
   'Set',
 ];
 
+const KNOWN_GLOBALS: ReadonlySet<string> = new Set([...PYTHON_BUILTINS, ...VIPER_ENVIRONMENT]);
+
 /** Methods that change the list or dict they are called on: their arguments flow into the receiver variable. */
 const MUTATING_METHODS = new Set([
   'append',
@@ -253,7 +255,7 @@ class ViperAnalyzer {
   readonly #stepsByCall = new Map<number, Step>();
   readonly #uses: NameUse[] = [];
   readonly #control: ControlContext[] = [];
-  readonly #known: Set<string>;
+  readonly #known: ReadonlySet<string>;
   readonly #lines: LineIndex;
   #scope: Scope;
   /** The function scope whose evaluation order is being followed (null inside lambdas and nested functions). */
@@ -271,8 +273,12 @@ class ViperAnalyzer {
   ) {
     this.#lines = new LineIndex(source);
     this.#scope = new Scope('module', null);
-    this.#known = new Set([...PYTHON_BUILTINS, ...VIPER_ENVIRONMENT, ...(options.globals ?? [])]);
-    for (const spec of registry.specs('viper')) if (spec.callStyle !== 'method') this.#known.add(spec.name);
+    this.#known = options.globals?.length ? new Set([...KNOWN_GLOBALS, ...options.globals]) : KNOWN_GLOBALS;
+  }
+
+  /** Python builtins, ViperGPT's environment, the API functions and any globals the caller names. */
+  #isKnownGlobal(name: string): boolean {
+    return this.#known.has(name) || this.registry.viperFunction(name) !== undefined;
   }
 
   text(node: SyntaxNode): string {
@@ -398,7 +404,7 @@ class ViperAnalyzer {
         }
       }
       if (!owner) {
-        if (this.#known.has(use.name)) continue;
+        if (this.#isKnownGlobal(use.name)) continue;
         const candidates = new Set<string>();
         for (let scope: Scope | null = use.scope; scope; scope = scope.parent) {
           for (const name of scope.everBound) candidates.add(name);
@@ -1311,15 +1317,28 @@ export function parseViperProgram(source: string, options: ViperParseOptions = {
       inputs: analyzer.inputs,
     };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // Recursion over the syntax tree can exhaust the stack on absurdly nested input: say so, do not throw.
+    const diagnostic =
+      error instanceof RangeError
+        ? makeDiagnostic(
+            'error',
+            'nesting-too-deep',
+            1,
+            1,
+            'the program nests expressions too deeply to analyse',
+          )
+        : makeDiagnostic(
+            'error',
+            'internal',
+            1,
+            1,
+            `internal error in the ViperGPT parser: ${(error as Error)?.message ?? String(error)}`,
+          );
     return {
       framework: 'viper',
       steps: analyzer.steps,
       inputs: analyzer.inputs,
-      diagnostics: sortDiagnostics([
-        ...analyzer.diagnostics,
-        makeDiagnostic('error', 'internal', 1, 1, `internal error in the ViperGPT parser: ${message}`),
-      ]),
+      diagnostics: sortDiagnostics([...analyzer.diagnostics, diagnostic]),
     };
   }
 }

@@ -205,12 +205,19 @@ class VisProgLineScanner {
     return value;
   }
 
-  value(argumentName: string): Omit<ParsedArgument, 'name' | 'nameColumn'> {
+  value(argumentName: string, nameColumn: number): ParsedArgument {
     const valueColumn = this.column(this.pos);
     const code = this.text.charCodeAt(this.pos);
     if (this.pos < this.lineEnd && (code === 39 || code === 34)) {
       const { value, columnMap } = this.stringLiteral(argumentName);
-      return { valueColumn, value: { kind: 'literal', value }, writtenAs: 'string', columnMap };
+      return {
+        name: argumentName,
+        nameColumn,
+        valueColumn,
+        value: { kind: 'literal', value },
+        writtenAs: 'string',
+        columnMap,
+      };
     }
     const next = this.text.charCodeAt(this.pos + 1);
     const isNumberStart =
@@ -218,6 +225,8 @@ class VisProgLineScanner {
       ((code === 45 || code === 43 || code === 46) && ((next >= 48 && next <= 57) || next === 46));
     if (this.pos < this.lineEnd && isNumberStart) {
       return {
+        name: argumentName,
+        nameColumn,
         valueColumn,
         value: { kind: 'literal', value: this.numberLiteral() },
         writtenAs: 'number',
@@ -227,16 +236,32 @@ class VisProgLineScanner {
     const name = this.identifier();
     if (name !== undefined) {
       if (name === 'None')
-        return { valueColumn, value: { kind: 'literal', value: null }, writtenAs: 'none', columnMap: null };
+        return {
+          name: argumentName,
+          nameColumn,
+          valueColumn,
+          value: { kind: 'literal', value: null },
+          writtenAs: 'none',
+          columnMap: null,
+        };
       if (name === 'True' || name === 'False') {
         return {
+          name: argumentName,
+          nameColumn,
           valueColumn,
           value: { kind: 'literal', value: name === 'True' },
           writtenAs: 'boolean',
           columnMap: null,
         };
       }
-      return { valueColumn, value: { kind: 'variable', name }, writtenAs: 'variable', columnMap: null };
+      return {
+        name: argumentName,
+        nameColumn,
+        valueColumn,
+        value: { kind: 'variable', name },
+        writtenAs: 'variable',
+        columnMap: null,
+      };
     }
     if (code === 123 /* { */ && this.pos < this.lineEnd) {
       const start = this.pos;
@@ -250,7 +275,14 @@ class VisProgLineScanner {
         );
       }
       this.pos++;
-      return { valueColumn, value: { kind: 'template', slot }, writtenAs: 'template', columnMap: null };
+      return {
+        name: argumentName,
+        nameColumn,
+        valueColumn,
+        value: { kind: 'template', slot },
+        writtenAs: 'template',
+        columnMap: null,
+      };
     }
     this.fail(`expected a value for argument '${argumentName}', found ${this.describeHere()}`);
   }
@@ -299,7 +331,7 @@ class VisProgLineScanner {
         }
         this.pos++;
         this.skipSpaces();
-        args.push({ name, nameColumn, ...this.value(name) });
+        args.push(this.value(name, nameColumn));
         this.skipSpaces();
         const code = this.text.charCodeAt(this.pos);
         if (this.pos < this.lineEnd && code === 44) {
@@ -425,12 +457,16 @@ function buildVisProgGraph(source: string, options: VisProgParseOptions): StepGr
   const length = source.length;
   let lineStart = 0;
   let line = 1;
+  const hasCarriageReturns = source.includes('\r');
   while (lineStart <= length) {
-    let lineEnd = lineStart;
-    while (lineEnd < length) {
-      const code = source.charCodeAt(lineEnd);
-      if (code === 10 || code === 13) break;
-      lineEnd++;
+    let lineEnd = hasCarriageReturns ? lineStart : source.indexOf('\n', lineStart);
+    if (lineEnd < 0) lineEnd = length;
+    if (hasCarriageReturns) {
+      while (lineEnd < length) {
+        const code = source.charCodeAt(lineEnd);
+        if (code === 10 || code === 13) break;
+        lineEnd++;
+      }
     }
     scanner.lineStart = lineStart;
     scanner.lineEnd = lineEnd;

@@ -39,7 +39,9 @@ export function findRepoRoot(start: string = __dirname): string {
 export function corpusDirectory(): string {
   const directory = process.env.SDVP_CORPUS ?? path.resolve(findRepoRoot(), '..', 'shared', 'corpus');
   if (!existsSync(directory)) {
-    throw new Error(`The program corpus is not at ${directory}; set SDVP_CORPUS to the folder of *.jsonl files.`);
+    throw new Error(
+      `The program corpus is not at ${directory}; set SDVP_CORPUS to the folder of *.jsonl files.`,
+    );
   }
   return directory;
 }
