@@ -1,5 +1,5 @@
-// A flat C ABI over the CUDA distillation kernels for the Python ctypes harness: plain arguments in,
-// the C++ spec struct is filled here, so Python never has to mirror DistillLossSpec's layout.
+// A flat C ABI over the CUDA distillation kernels for the Python ctypes harness: plain arguments
+// in, the C++ spec struct is filled here, so Python never has to mirror DistillLossSpec's layout.
 #include <cstddef>
 #include <cstdint>
 
@@ -13,7 +13,8 @@
 
 namespace {
 
-sdvp::DistillLossSpec make_spec(int64_t rows, int64_t vocab, int32_t dtype, int32_t teacher_kind, int64_t topk) {
+sdvp::DistillLossSpec make_spec(int64_t rows, int64_t vocab, int32_t dtype, int32_t teacher_kind,
+                                int64_t topk) {
   sdvp::DistillLossSpec spec;
   spec.rows = rows;
   spec.vocab = vocab;
@@ -27,14 +28,16 @@ sdvp::DistillLossSpec make_spec(int64_t rows, int64_t vocab, int32_t dtype, int3
 
 extern "C" {
 
-int sdvp_gpu_distill_loss(int64_t rows, int64_t vocab, int32_t dtype, const void* student, int32_t teacher_kind,
-                          const void* teacher_logits, const int32_t* topk_indices, const float* topk_logprobs,
-                          int64_t topk, int32_t topk_missing, const int32_t* labels, int32_t ignore_index,
-                          float ce_weight, float kd_weight, float temperature, int32_t t2, int32_t divergence,
-                          float jsd_beta, float label_smoothing, float z_loss, const float* row_weights,
-                          int32_t reduction, int32_t has_normalizer, double normalizer, void* grad,
-                          float grad_scale, float* row_loss, float* stats_lse, float* stats_ce, float* stats_kd,
-                          int32_t* stats_argmax, void* result, void* workspace, void* stream) {
+int sdvp_gpu_distill_loss(int64_t rows, int64_t vocab, int32_t dtype, const void* student,
+                          int32_t teacher_kind, const void* teacher_logits,
+                          const int32_t* topk_indices, const float* topk_logprobs, int64_t topk,
+                          int32_t topk_missing, const int32_t* labels, int32_t ignore_index,
+                          float ce_weight, float kd_weight, float temperature, int32_t t2,
+                          int32_t divergence, float jsd_beta, float label_smoothing, float z_loss,
+                          const float* row_weights, int32_t reduction, int32_t has_normalizer,
+                          double normalizer, void* grad, float grad_scale, float* row_loss,
+                          float* stats_lse, float* stats_ce, float* stats_kd, int32_t* stats_argmax,
+                          void* result, void* workspace, void* stream) {
   sdvp::DistillLossSpec spec = make_spec(rows, vocab, dtype, teacher_kind, topk);
   spec.student = student;
   spec.teacher_logits = teacher_logits;
@@ -62,10 +65,12 @@ int sdvp_gpu_distill_loss(int64_t rows, int64_t vocab, int32_t dtype, const void
   spec.stats_ce = stats_ce;
   spec.stats_kd = stats_kd;
   spec.stats_argmax = stats_argmax;
-  return sdvp::distill_loss_cuda(spec, static_cast<sdvp::DistillLossDeviceResult*>(result), workspace, stream);
+  return sdvp::distill_loss_cuda(spec, static_cast<sdvp::DistillLossDeviceResult*>(result),
+                                 workspace, stream);
 }
 
-size_t sdvp_gpu_workspace_bytes(int64_t rows, int64_t vocab, int32_t dtype, int32_t teacher_kind, int64_t topk) {
+size_t sdvp_gpu_workspace_bytes(int64_t rows, int64_t vocab, int32_t dtype, int32_t teacher_kind,
+                                int64_t topk) {
   return sdvp::distill_loss_cuda_workspace_bytes(make_spec(rows, vocab, dtype, teacher_kind, topk));
 }
 
@@ -84,8 +89,18 @@ void sdvp_gpu_result_layout(int64_t* out7) {
 
 int sdvp_gpu_device_count() { return sdvp::cuda_device_count(); }
 
+// The cudaError_t of cudaGetDeviceCount, to tell "no driver / driver too old" from "no GPU".
+int sdvp_gpu_probe() {
+  int count = 0;
+  const int err = static_cast<int>(cudaGetDeviceCount(&count));
+  (void)cudaGetLastError();
+  return err;
+}
+
 int sdvp_gpu_runtime_version() { return sdvp::cuda_runtime_version(); }
 
-const char* sdvp_gpu_error_string(int code) { return cudaGetErrorString(static_cast<cudaError_t>(code)); }
+const char* sdvp_gpu_error_string(int code) {
+  return cudaGetErrorString(static_cast<cudaError_t>(code));
+}
 
 }  // extern "C"

@@ -1,7 +1,8 @@
-// A CPU stand-in for the CUDA features the distillation kernels use, so that the harness can check the
-// kernels' logic (block reductions, barriers, head/tail handling, in-place order) on a machine without a
-// GPU. Each CUDA thread of a block is an OS thread; blocks run one after another; warps exchange values
-// through a per-warp barrier. It is a logic check, not a model of performance or of fast-math rounding.
+// A CPU stand-in for the CUDA features the distillation kernels use, so that the harness can check
+// the kernels' logic (block reductions, barriers, head/tail handling, in-place order) on a machine
+// without a GPU. Each CUDA thread of a block is an OS thread; blocks run one after another; warps
+// exchange values through a per-warp barrier. It is a logic check, not a model of performance or of
+// fast-math rounding.
 #pragma once
 
 #include <atomic>
@@ -33,7 +34,9 @@ inline cudaError_t cudaGetDeviceCount(int* count) {
   *count = 1;
   return cudaSuccess;
 }
-inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
+inline const char* cudaGetErrorString(cudaError_t e) {
+  return e == cudaSuccess ? "no error" : "emulated error";
+}
 
 namespace emu {
 
@@ -104,7 +107,9 @@ inline unsigned long long atomicMin(unsigned long long* address, unsigned long l
   return old;
 }
 
-inline unsigned atomicOr(unsigned* address, unsigned value) { return std::atomic_ref<unsigned>(*address).fetch_or(value); }
+inline unsigned atomicOr(unsigned* address, unsigned value) {
+  return std::atomic_ref<unsigned>(*address).fetch_or(value);
+}
 
 inline float __uint_as_float(uint32_t u) {
   float f;
@@ -150,7 +155,8 @@ void launch(void (*kernel)(Params), int64_t grid, int block, size_t smem, const 
   Block b;
   b.threads = block;
   b.block_barrier = std::make_unique<std::barrier<>>(block);
-  for (int w = 0; w < block / 32; ++w) b.warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
+  for (int w = 0; w < block / 32; ++w)
+    b.warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
   b.lanes.assign(static_cast<size_t>(block), 0);
   b.or_flags[0] = 0;
   b.or_flags[1] = 0;

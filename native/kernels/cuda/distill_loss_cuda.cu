@@ -1,7 +1,7 @@
 // CUDA entry points of the fused distillation objective: three launches per call, no host sync.
-//   prepare   (1 block)   error key reset, label range check, valid-row count, normaliser
-//   rows      (1 block per row, or a fixed grid with a row loop for huge top-k vocabularies)
-//   finalize  (1 block)   deterministic double sum of the row losses, status, DistillLossDeviceResult
+//   prepare   1 block: error key reset, label range check, valid-row count, normaliser
+//   rows      1 block per row (a fixed grid with a row loop for huge top-k vocabularies)
+//   finalize  1 block: deterministic double sum of the row losses, status, the device result
 #include "distill_loss_cuda.h"
 
 #include <climits>
@@ -30,7 +30,8 @@ bool bitmap_in_smem(int64_t vocab) {
 
 int64_t row_grid(const DistillLossSpec& spec) {
   int64_t grid = spec.rows < INT_MAX ? spec.rows : INT_MAX;
-  if (spec.teacher_kind == TeacherKind::kTopK && !bitmap_in_smem(spec.vocab) && grid > kGlobalBitmapBlocks) {
+  if (spec.teacher_kind == TeacherKind::kTopK && !bitmap_in_smem(spec.vocab) &&
+      grid > kGlobalBitmapBlocks) {
     grid = kGlobalBitmapBlocks;
   }
   return grid;
@@ -69,7 +70,8 @@ RowKernelFn pick_teacher(const DistillLossSpec& spec) {
 }
 
 RowKernelFn pick_row_kernel(const DistillLossSpec& spec) {
-  return spec.dtype == DType::kBF16 ? pick_teacher<DType::kBF16>(spec) : pick_teacher<DType::kF32>(spec);
+  return spec.dtype == DType::kBF16 ? pick_teacher<DType::kBF16>(spec)
+                                    : pick_teacher<DType::kF32>(spec);
 }
 
 // The one place kernels are launched (the CPU emulation of bench/gpu/emu substitutes it).
@@ -78,7 +80,10 @@ int launch(RowKernelFn kernel, int64_t grid, int block, size_t smem, cudaStream_
 #ifdef SDVP_CUDA_EMULATE
   emu::launch(kernel, grid, block, smem, p);
 #else
+  // clang-format 14 splits the launch chevrons into "> > >".
+  // clang-format off
   kernel<<<static_cast<unsigned>(grid), static_cast<unsigned>(block), smem, stream>>>(p);
+  // clang-format on
 #endif
   return static_cast<int>(cudaGetLastError());
 }
@@ -86,10 +91,16 @@ int launch(RowKernelFn kernel, int64_t grid, int block, size_t smem, cudaStream_
 bool spec_is_usable(const DistillLossSpec& spec) {
   const bool dense = spec.teacher_kind == TeacherKind::kDense;
   const bool topk = spec.teacher_kind == TeacherKind::kTopK;
-  return spec.rows >= 0 && spec.vocab >= 1 && spec.vocab <= INT_MAX && spec.student != nullptr &&
-         (spec.dtype == DType::kF32 || spec.dtype == DType::kBF16) && (!dense || spec.teacher_logits) &&
-         (!topk || (spec.topk_indices && spec.topk_logprobs && spec.topk >= 1 && spec.topk <= spec.vocab)) &&
-         spec.temperature > 0 && (spec.reduction != Reduction::kNone || spec.row_loss != nullptr);
+  // The same rejections as the CPU kernel's kInvalidSpec (reported here as cudaErrorInvalidValue).
+  return spec.rows >= 1 && spec.vocab >= 1 && spec.vocab <= INT_MAX && spec.student != nullptr &&
+         (spec.dtype == DType::kF32 || spec.dtype == DType::kBF16) &&
+         (!dense || spec.teacher_logits) &&
+         (!topk ||
+          (spec.topk_indices && spec.topk_logprobs && spec.topk >= 1 && spec.topk <= spec.vocab)) &&
+         spec.temperature > 0 && (spec.reduction != Reduction::kNone || spec.row_loss != nullptr) &&
+         (!spec.has_normalizer || spec.normalizer > 0) &&
+         !(topk && spec.topk_missing == TopKMissing::kRenormalize &&
+           spec.divergence == Divergence::kReverseKL && spec.topk < spec.vocab);
 }
 
 }  // namespace
@@ -98,7 +109,8 @@ size_t distill_loss_cuda_workspace_bytes(const DistillLossSpec& spec) {
   const int64_t rows = spec.rows > 0 ? spec.rows : 0;
   size_t bytes = kRowLossOffset + align_up(static_cast<size_t>(rows) * sizeof(float), 256);
   if (spec.teacher_kind == TeacherKind::kTopK && spec.vocab > 0 && !bitmap_in_smem(spec.vocab)) {
-    bytes += static_cast<size_t>(row_grid(spec)) * static_cast<size_t>(bitmap_words(spec.vocab)) * sizeof(uint32_t);
+    bytes += static_cast<size_t>(row_grid(spec)) * static_cast<size_t>(bitmap_words(spec.vocab)) *
+             sizeof(uint32_t);
   }
   return bytes;
 }
@@ -129,6 +141,7 @@ int distill_loss_cuda(const DistillLossSpec& spec, DistillLossDeviceResult* resu
   p.row_weights = spec.row_weights;
   p.ce_weight = spec.ce_weight;
   p.kd_scale = spec.kd_weight * (spec.t2 ? tau * tau : 1.0f);
+  p.tau = tau;
   p.inv_tau = 1.0f / tau;
   p.k_tau = cuda_detail::kLog2e / tau;
   p.same_tau = tau == 1.0f;
@@ -148,8 +161,9 @@ int distill_loss_cuda(const DistillLossSpec& spec, DistillLossDeviceResult* resu
   p.normalizer = spec.normalizer;
   p.result = result;
 
-  // Vector loads need S, T and dS to share one misalignment mod 16 bytes (then every row does, since
-  // all three have the same row stride); the element size must divide the base addresses anyway.
+  // Vector loads need S, T and dS to share one misalignment mod 16 bytes (then every row does,
+  // since all three have the same row stride); the element size must divide the base addresses
+  // anyway.
   const uintptr_t mis = reinterpret_cast<uintptr_t>(spec.student) & 15u;
   p.co_aligned = (!dense || (reinterpret_cast<uintptr_t>(spec.teacher_logits) & 15u) == mis) &&
                  (spec.grad == nullptr || (reinterpret_cast<uintptr_t>(spec.grad) & 15u) == mis);
@@ -160,18 +174,17 @@ int distill_loss_cuda(const DistillLossSpec& spec, DistillLossDeviceResult* resu
   const int64_t rows_clamped = spec.rows > 0 ? spec.rows : 0;
   p.bitmap_words = topk ? bitmap_words(spec.vocab) : 0;
   const bool smem_bitmap = topk && bitmap_in_smem(spec.vocab);
-  p.global_bitmap =
-      topk && !smem_bitmap
-          ? reinterpret_cast<uint32_t*>(ws + kRowLossOffset + align_up(static_cast<size_t>(rows_clamped) * sizeof(float), 256))
-          : nullptr;
+  p.global_bitmap = topk && !smem_bitmap
+                        ? reinterpret_cast<uint32_t*>(
+                              ws + kRowLossOffset +
+                              align_up(static_cast<size_t>(rows_clamped) * sizeof(float), 256))
+                        : nullptr;
 
   int err = launch(cuda_detail::prepare_kernel, 1, kSideThreads, 0, stream, p);
   if (err != 0) return err;
-  if (spec.rows > 0) {
-    const size_t smem = smem_bitmap ? static_cast<size_t>(p.bitmap_words) * sizeof(uint32_t) : 0;
-    err = launch(pick_row_kernel(spec), row_grid(spec), row_threads(spec), smem, stream, p);
-    if (err != 0) return err;
-  }
+  const size_t smem = smem_bitmap ? static_cast<size_t>(p.bitmap_words) * sizeof(uint32_t) : 0;
+  err = launch(pick_row_kernel(spec), row_grid(spec), row_threads(spec), smem, stream, p);
+  if (err != 0) return err;
   return launch(cuda_detail::finalize_kernel, 1, kSideThreads, 0, stream, p);
 }
 

@@ -1,12 +1,12 @@
 // Device code of the fused distillation objective (docs/objective.md): one thread block per row.
 //
-// Per row, with every value in fp32 and exponents taken in base 2 (log2(e)/tau folded into one FMA):
+// Per row, in fp32, with exponents in base 2 ((x - max) * log2(e) / tau, then exp2):
 //   pass 1   online softmax: running max of S (and T), rescaled exp-sums at tau = 1 and at tau, the
 //            student's exp-sum outside the top-k indices, the sum of S, the argmax, and for KL /
 //            reverse KL the cross term that gives the divergence without another pass
 //   pass 1b  JSD only: the divergence and sum_c q_c g_c (they need the final normalisers)
-//   pass 2   the gradient, written once; it walks the row backwards so that the end of the row, read
-//            last by pass 1, is re-read while it is still in L2
+//   pass 2   the gradient, written once; it walks the row backwards so that the end of the row,
+//            read last by pass 1, is re-read while it is still in L2
 // Only pass 1 reads with normal cache priority: later reads and the gradient stores are marked
 // evict-first so they do not push the rest of the row out of L2 before it is re-read.
 #pragma once
@@ -36,9 +36,10 @@ constexpr int kMaxWarps = kMaxThreads / 32;
 // the others keep streaming. Two 512-thread blocks would cap registers at 64 and spill.
 constexpr int kMinBlocksPerSm = 3;
 constexpr int kSideThreads = 1024;  // the single-block prepare and finalize kernels
-// A top-k row's membership bitmap lives in shared memory up to this size (no opt-in needed);
-// beyond it (vocab > ~393K) each block uses a slice of the workspace instead.
-constexpr int64_t kSmemBitmapBytes = 48 * 1024;
+// A top-k row's membership bitmap lives in shared memory up to this size (with the static scratch
+// it stays under the 48 KB that needs no opt-in); beyond it (vocab > ~327K) each block uses a slice
+// of the workspace instead.
+constexpr int64_t kSmemBitmapBytes = 40 * 1024;
 constexpr int kGlobalBitmapBlocks = 256;
 
 // The workspace starts with this header; per-row losses follow at kRowLossOffset.
@@ -65,6 +66,7 @@ struct KernelParams {
   const float* row_weights;
   float ce_weight;
   float kd_scale;  // kd_weight * tau^2 (t2) or kd_weight
+  float tau;
   float inv_tau;
   float k_tau;  // log2(e) / tau
   bool same_tau;
@@ -86,7 +88,7 @@ struct KernelParams {
   WorkspaceHeader* header;
   float* row_partials;
   uint32_t* global_bitmap;  // null when the bitmap fits in shared memory
-  int64_t bitmap_words;     // per row: ceil(V / 32) + 1 (the extra zero word lets a funnel shift read past)
+  int64_t bitmap_words;     // per row: ceil(V / 32) + 1, the extra zero word read by funnel shifts
   DistillLossDeviceResult* result;
 };
 
@@ -96,7 +98,7 @@ __device__ __forceinline__ unsigned long long error_key(int64_t row, int kind, i
          static_cast<unsigned long long>(static_cast<uint32_t>(static_cast<int32_t>(value)));
 }
 
-// ---- storage types -----------------------------------------------------------------------------------
+// ---- storage types -----------------------------------------------------------------------------
 
 template <DType D>
 struct Storage;
@@ -123,7 +125,9 @@ template <>
 struct Storage<DType::kBF16> {
   using Scalar = uint16_t;
   static constexpr int kVec = 8;
-  static __device__ __forceinline__ float widen(uint32_t bits16) { return __uint_as_float(bits16 << 16); }
+  static __device__ __forceinline__ float widen(uint32_t bits16) {
+    return __uint_as_float(bits16 << 16);
+  }
   static __device__ __forceinline__ float load(const uint16_t* p) { return widen(*p); }
   static __device__ __forceinline__ void store(uint16_t* p, float v) {
     *p = __bfloat16_as_ushort(__float2bfloat16_rn(v));
@@ -155,7 +159,8 @@ struct RowLayout {
 };
 
 template <DType D>
-__device__ __forceinline__ RowLayout row_layout(const void* row_start, int64_t vocab, bool co_aligned) {
+__device__ __forceinline__ RowLayout row_layout(const void* row_start, int64_t vocab,
+                                                bool co_aligned) {
   using St = Storage<D>;
   RowLayout l;
   l.vocab = vocab;
@@ -172,7 +177,7 @@ __device__ __forceinline__ RowLayout row_layout(const void* row_start, int64_t v
   return l;
 }
 
-// ---- block reductions --------------------------------------------------------------------------------
+// ---- block reductions --------------------------------------------------------------------------
 
 template <class T>
 __device__ __forceinline__ T shfl_xor_struct(const T& v, int lane_mask) {
@@ -209,38 +214,44 @@ struct Sum2 {
 
 __device__ __forceinline__ Sum2 merge_sum2(Sum2 x, Sum2 y) { return {x.a + y.a, x.b + y.b}; }
 
-// ---- pass-1 accumulator ------------------------------------------------------------------------------
+// ---- pass-1 accumulator ------------------------------------------------------------------------
 //
-// Sums are kept relative to a shift: sh1 = m*log2(e), shs = m*log2(e)/tau, sht = mt*log2(e)/tau, which
-// are 0 while the max is still -inf (so -inf logits give exp2(-inf) = 0, never exp2(NaN)). The KL
-// cross term in log2 units is acc = sum_j eT_j (xt_j - xs_j) (forward) or sum_j eS_j (xs_j - xt_j)
-// (reverse), with xs = s*k - shs, xt = t*k - sht; a shift change moves every difference by a constant,
-// which is folded in exactly. Plain-old-data so it can live in a shared-memory union.
+// Sums are kept relative to the running maxima m (student) and mt (teacher): z1 = sum exp(s - m),
+// zs = sum exp((s - m)/tau), zt = sum exp((t - mt)/tau). The difference (s - m) is formed before
+// scaling so the max element contributes exactly 1. While a max is still -inf the shift is 0
+// instead (so -inf logits give exp2(-inf) = 0, never exp2(NaN)). The KL cross term in log2 units is
+// acc = sum_j eT_j (xt_j - xs_j) (forward) or sum_j eS_j (xs_j - xt_j) (reverse), with
+// xs = (s - m)*k, xt = (t - mt)*k, k = log2(e)/tau; a change of max moves every difference by a
+// constant, which is folded in exactly. Plain-old-data so it can live in a shared-memory union.
 struct RowAcc {
-  float m, sh1, shs, z1, zs, ztail, sum;
-  float mt, sht, zt, acc;
+  float m, z1, zs, ztail, sum;
+  float mt, zt, acc;
   int32_t arg;  // first index of the largest student logit, -1 while none (all NaN)
 };
 
 __device__ __forceinline__ RowAcc row_acc_identity() {
   RowAcc a;
   a.m = -kInf;
-  a.sh1 = a.shs = a.z1 = a.zs = a.ztail = a.sum = 0.f;
+  a.z1 = a.zs = a.ztail = a.sum = 0.f;
   a.mt = -kInf;
-  a.sht = a.zt = a.acc = 0.f;
+  a.zt = a.acc = 0.f;
   a.arg = -1;
   return a;
 }
 
+// The shift sums are relative to: the max, or 0 while the max is -inf.
+__device__ __forceinline__ float shift_of(float m) { return m == -kInf ? 0.f : m; }
+
 template <bool kDense, Divergence DV>
 __device__ __forceinline__ void raise_student(RowAcc& a, float nm, float k_tau) {
-  const float nsh1 = nm * kLog2e, nshs = nm * k_tau;
-  // While the max was -inf every sum is 0 (or NaN, which must survive): scale by 0, not exp2(-inf+x).
+  // While the max was -inf every sum is 0 (or NaN, which must survive): scale by 0, not
+  // exp2(-inf+x).
   const bool was_empty = a.m == -kInf;
-  const float f1 = was_empty ? 0.f : exp2f(a.sh1 - nsh1);
-  const float fs = was_empty ? 0.f : exp2f(a.shs - nshs);
+  const float d = a.m - nm;
+  const float f1 = was_empty ? 0.f : exp2f(d * kLog2e);
+  const float fs = was_empty ? 0.f : exp2f(d * k_tau);
   if constexpr (kDense) {
-    const float dsh = a.shs - nshs;  // every xs grows by dsh
+    const float dsh = (shift_of(a.m) - nm) * k_tau;  // every xs grows by dsh
     if constexpr (DV == Divergence::kForwardKL) {
       a.acc -= a.zt * dsh;
     } else if constexpr (DV == Divergence::kReverseKL) {
@@ -251,15 +262,12 @@ __device__ __forceinline__ void raise_student(RowAcc& a, float nm, float k_tau) 
   a.zs *= fs;
   a.ztail *= fs;
   a.m = nm;
-  a.sh1 = nsh1;
-  a.shs = nshs;
 }
 
 template <Divergence DV>
 __device__ __forceinline__ void raise_teacher(RowAcc& a, float nmt, float k_tau) {
-  const float nsht = nmt * k_tau;
-  const float ft = a.mt == -kInf ? 0.f : exp2f(a.sht - nsht);
-  const float dsh = a.sht - nsht;  // every xt grows by dsh
+  const float ft = a.mt == -kInf ? 0.f : exp2f((a.mt - nmt) * k_tau);
+  const float dsh = (shift_of(a.mt) - nmt) * k_tau;  // every xt grows by dsh
   if constexpr (DV == Divergence::kForwardKL) {
     a.acc = ft * (a.acc + a.zt * dsh);
   } else if constexpr (DV == Divergence::kReverseKL) {
@@ -267,7 +275,6 @@ __device__ __forceinline__ void raise_teacher(RowAcc& a, float nmt, float k_tau)
   }
   a.zt *= ft;
   a.mt = nmt;
-  a.sht = nsht;
 }
 
 template <bool kDense, Divergence DV>
@@ -290,8 +297,8 @@ __device__ __forceinline__ RowAcc merge_row_acc(RowAcc a, RowAcc b, float k_tau)
   return a;
 }
 
-// Adds N consecutive elements starting at row index j0. `outside` has bit i set when element i is not
-// one of the top-k indices.
+// Adds N consecutive elements starting at row index j0. `outside` has bit i set when element i is
+// not one of the top-k indices.
 template <bool kKD, bool kDense, bool kTopK, Divergence DV, bool kSameTau, int N>
 __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const float (&y)[N],
                                            uint32_t outside, int64_t j0, float k_tau) {
@@ -311,22 +318,26 @@ __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const
     for (int i = 1; i < N; ++i) tmax = fmaxf(tmax, y[i]);
     if (tmax > a.mt) raise_teacher<DV>(a, tmax, k_tau);
   }
+  const float ms = shift_of(a.m);
+  [[maybe_unused]] const float mts = shift_of(a.mt);
 #pragma unroll
   for (int i = 0; i < N; ++i) {
-    const float x1 = fmaf(x[i], kLog2e, -a.sh1);
+    const float ds = x[i] - ms;
+    const float x1 = ds * kLog2e;
     const float e1 = exp2f(x1);
     a.z1 += e1;
     a.sum += x[i];
     if constexpr (kKD) {
-      const float xs = kSameTau ? x1 : fmaf(x[i], k_tau, -a.shs);
+      const float xs = kSameTau ? x1 : ds * k_tau;
       const float es = kSameTau ? e1 : exp2f(xs);
       a.zs += es;
       if constexpr (kTopK) a.ztail += ((outside >> i) & 1u) ? es : 0.f;
       if constexpr (kDense) {
-        const float xt = fmaf(y[i], k_tau, -a.sht);
+        const float xt = (y[i] - mts) * k_tau;
         const float et = exp2f(xt);
         a.zt += et;
-        // 0 * log 0 = 0: a zero probability contributes nothing even where the log-ratio is infinite.
+        // 0 * log 0 = 0: a zero probability contributes nothing even where the log-ratio is
+        // infinite.
         if constexpr (DV == Divergence::kForwardKL) {
           a.acc = fmaf(et, et > 0.f ? xt - xs : 0.f, a.acc);
         } else if constexpr (DV == Divergence::kReverseKL) {
@@ -337,7 +348,7 @@ __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const
   }
 }
 
-// ---- per-category divergence terms (log2 units) ------------------------------------------------------
+// ---- per-category divergence terms (log2 units) ------------------------------------------------
 
 // Adds one category's contribution to D (log2 units) and, for JSD, to sum_c q_c g_c (in `sg`, log2
 // units, without the (1-b) factor folded out: it is exactly the (1-b) q log2(q/M) part).
@@ -359,10 +370,11 @@ __device__ __forceinline__ void category_terms(float p, float lp2, float q, floa
 }
 
 // dD/dz for one element of category c with student probability q (the element's own) and category
-// values (pc, lp2c, qc, lq2c): forward KL q - p for a single element, otherwise q * (g_c - sum q g).
+// values (pc, lp2c, qc, lq2c): forward KL q - p for a single element, otherwise q * (g_c - sum q
+// g).
 template <Divergence DV>
-__device__ __forceinline__ float element_kd_grad(float q, float p, float lp2, float lq2, float b, float d,
-                                                 float sg) {
+__device__ __forceinline__ float element_kd_grad(float q, float p, float lp2, float lq2, float b,
+                                                 float d, float sg) {
   if constexpr (DV == Divergence::kForwardKL) {
     return q - p;
   } else if constexpr (DV == Divergence::kReverseKL) {
@@ -374,7 +386,7 @@ __device__ __forceinline__ float element_kd_grad(float q, float p, float lp2, fl
   }
 }
 
-// ---- row iteration -----------------------------------------------------------------------------------
+// ---- row iteration -----------------------------------------------------------------------------
 
 template <class T>
 __device__ __forceinline__ const uint4* as_vectors(const T* p) {
@@ -382,10 +394,11 @@ __device__ __forceinline__ const uint4* as_vectors(const T* p) {
 }
 
 // Calls f(j0, x[N], y[N]) for every element of the row in chunks: scalars (N = 1) for the head and
-// tail, 16-byte vectors otherwise. kStream marks the loads evict-first (a last read); kBackward walks
-// the vectors from the end of the row.
+// tail, 16-byte vectors otherwise. kStream marks the loads evict-first (a last read); kBackward
+// walks the vectors from the end of the row.
 template <DType D, bool kTeacher, bool kStream, bool kBackward, class F>
-__device__ __forceinline__ void for_each_read(const RowLayout& l, const typename Storage<D>::Scalar* s,
+__device__ __forceinline__ void for_each_read(const RowLayout& l,
+                                              const typename Storage<D>::Scalar* s,
                                               const typename Storage<D>::Scalar* t, F&& f) {
   using St = Storage<D>;
   constexpr int kVec = St::kVec;
@@ -405,7 +418,8 @@ __device__ __forceinline__ void for_each_read(const RowLayout& l, const typename
     uint4 rs[kUnroll], rt[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int64_t v = kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
+      const int64_t v =
+          kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
       if (kBackward ? v >= 0 : v < l.nvec) {
         rs[u] = kStream ? __ldcs(sv + v) : sv[v];
         if (kTeacher) rt[u] = kStream ? __ldcs(tv + v) : tv[v];
@@ -413,7 +427,8 @@ __device__ __forceinline__ void for_each_read(const RowLayout& l, const typename
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int64_t v = kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
+      const int64_t v =
+          kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
       if (kBackward ? v >= 0 : v < l.nvec) {
         float x[kVec], y[kVec];
         St::unpack(rs[u], x);
@@ -433,7 +448,8 @@ __device__ __forceinline__ void for_each_read(const RowLayout& l, const typename
 // Like for_each_read, but f(j0, x[N], y[N], g[N]) fills g, which is stored (evict-first) over the
 // gradient row. In place (g == s) each element is read before it is written, by the same thread.
 template <DType D, bool kTeacher, class F>
-__device__ __forceinline__ void for_each_write(const RowLayout& l, const typename Storage<D>::Scalar* s,
+__device__ __forceinline__ void for_each_write(const RowLayout& l,
+                                               const typename Storage<D>::Scalar* s,
                                                const typename Storage<D>::Scalar* t,
                                                typename Storage<D>::Scalar* g, F&& f) {
   using St = Storage<D>;
@@ -482,9 +498,11 @@ __device__ __forceinline__ void for_each_write(const RowLayout& l, const typenam
   for (int64_t j = l.tail_begin + tid; j < l.vocab; j += bs) scalar(j);
 }
 
-// Fills a gradient row with one value (0 for rows that do not count, NaN for rows with a bad input).
+// Fills a gradient row with one value (0 for rows that do not count, NaN for rows with a bad
+// input).
 template <DType D>
-__device__ __forceinline__ void fill_row(const RowLayout& l, typename Storage<D>::Scalar* g, float value) {
+__device__ __forceinline__ void fill_row(const RowLayout& l, typename Storage<D>::Scalar* g,
+                                         float value) {
   using St = Storage<D>;
   constexpr int kVec = St::kVec;
   const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
@@ -516,18 +534,19 @@ __device__ __forceinline__ uint32_t* dynamic_smem_words() {
 #endif
 }
 
-// ---- the row kernel ----------------------------------------------------------------------------------
+// ---- the row kernel ----------------------------------------------------------------------------
 
 struct TopKTeacherAcc {
-  float mt2;  // max of l_i * log2(e) / tau
-  float zt;   // sum of exp2(l_i * k - shift), shift = mt2 (0 while mt2 is -inf)
-  float s1;   // sum of exp(l_i): the teacher's mass on the k entries
+  float mt;  // max of the log-probabilities l_i
+  float zt;  // sum of exp((l_i - shift_of(mt)) / tau)
+  float s1;  // sum of exp(l_i): the teacher's mass on the k entries
 };
 
-__device__ __forceinline__ TopKTeacherAcc merge_topk_teacher(TopKTeacherAcc a, TopKTeacherAcc b) {
-  const float nm = fmaxf(a.mt2, b.mt2);
-  const float sa = a.mt2 == -kInf ? 0.f : exp2f(a.mt2 - nm);
-  const float sb = b.mt2 == -kInf ? 0.f : exp2f(b.mt2 - nm);
+__device__ __forceinline__ TopKTeacherAcc merge_topk_teacher(TopKTeacherAcc a, TopKTeacherAcc b,
+                                                             float k_tau) {
+  const float nm = fmaxf(a.mt, b.mt);
+  const float sa = a.mt == -kInf ? 0.f : exp2f((a.mt - nm) * k_tau);
+  const float sb = b.mt == -kInf ? 0.f : exp2f((b.mt - nm) * k_tau);
   return {nm, a.zt * sa + b.zt * sb, a.s1 + b.s1};
 }
 
@@ -537,11 +556,14 @@ union RowScratch {
   Sum2 sum2[kMaxWarps];
 };
 
-// Values of one row that pass 2 and the top-k fix-up need, the same in every thread.
+// Values of one row that pass 2 and the top-k fix-up need, the same in every thread. With
+// k = log2(e)/tau: log2 softmax(s)_j = (s_j - lse) * log2(e), log2 q_j = (s_j - ls) * k and
+// log2 p_c = (t_c - lt) * k, where ls and lt are tau * logsumexp(x / tau), in logit units.
 struct RowConsts {
-  float lse2_1;  // log2-units logsumexp of s * log2(e)
-  float lse2_s;  // log2-units logsumexp of s * k
-  float lse2_t;  // log2-units logsumexp of the teacher's logits * k (dense or top-k categories)
+  float lse;  // logsumexp of the student row
+  float ls;   // tau * logsumexp(s / tau)
+  float lt;   // tau * logsumexp(t / tau) over the teacher's categories (dense logits or top-k
+              // log-probs)
   float c_soft, c_uniform, c_label, c_kd;  // gradient coefficients (scale folded in)
   float d, sg;                             // the divergence and sum_c q_c g_c, natural units
   float tail_coef;                         // top-k: dD/dz_j = q_j * tail_coef outside K
@@ -558,8 +580,8 @@ struct RowKernel {
   static constexpr bool kJsd = DV == Divergence::kJSD;
 
   template <bool kSameTau>
-  static __device__ RowAcc pass1(const KernelParams& p, const RowLayout& l, const Scalar* s, const Scalar* t,
-                                 const uint32_t* bitmap, RowScratch& scratch) {
+  static __device__ RowAcc pass1(const KernelParams& p, const RowLayout& l, const Scalar* s,
+                                 const Scalar* t, const uint32_t* bitmap, RowScratch& scratch) {
     RowAcc a = row_acc_identity();
     const float k = p.k_tau;
     for_each_read<D, kDense, false, false>(l, s, t, [&](int64_t j0, const auto& x, const auto& y) {
@@ -569,19 +591,20 @@ struct RowKernel {
       accumulate<kKD, kDense, kTopK, DV, kSameTau, N>(a, x, y, outside, j0, k);
     });
     return block_allreduce(
-        a, [k](const RowAcc& u, const RowAcc& v) { return merge_row_acc<kDense, DV>(u, v, k); }, scratch.row);
+        a, [k](const RowAcc& u, const RowAcc& v) { return merge_row_acc<kDense, DV>(u, v, k); },
+        scratch.row);
   }
 
   // Dense JSD: D and sum_c q_c g_c over the row, from the final normalisers.
-  static __device__ Sum2 jsd_sums(const KernelParams& p, const RowLayout& l, const Scalar* s, const Scalar* t,
-                                  float lse2_s, float lse2_t, RowScratch& scratch) {
+  static __device__ Sum2 jsd_sums(const KernelParams& p, const RowLayout& l, const Scalar* s,
+                                  const Scalar* t, float ls, float lt, RowScratch& scratch) {
     Sum2 acc{0.f, 0.f};
     const float k = p.k_tau, b = p.jsd_beta;
     for_each_read<D, true, false, true>(l, s, t, [&](int64_t, const auto& x, const auto& y) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
 #pragma unroll
       for (int i = 0; i < N; ++i) {
-        const float lq2 = fmaf(x[i], k, -lse2_s), lp2 = fmaf(y[i], k, -lse2_t);
+        const float lq2 = (x[i] - ls) * k, lp2 = (y[i] - lt) * k;
         category_terms<DV>(exp2f(lp2), lp2, exp2f(lq2), lq2, b, acc.a, acc.b);
       }
     });
@@ -592,7 +615,7 @@ struct RowKernel {
   template <bool kCE>
   static __device__ __forceinline__ float ce_grad(float x, const RowConsts& c, float& p1) {
     if constexpr (kCE) {
-      p1 = exp2f(fmaf(x, kLog2e, -c.lse2_1));
+      p1 = exp2f((x - c.lse) * kLog2e);
       return fmaf(p1, c.c_soft, -c.c_uniform);
     } else {
       p1 = 0.f;
@@ -601,8 +624,9 @@ struct RowKernel {
   }
 
   template <bool kCE, bool kSameTau>
-  static __device__ void pass2(const KernelParams& p, const RowLayout& l, const Scalar* s, const Scalar* t,
-                               Scalar* g, const uint32_t* bitmap, const RowConsts& c, bool kd_on) {
+  static __device__ void pass2(const KernelParams& p, const RowLayout& l, const Scalar* s,
+                               const Scalar* t, Scalar* g, const uint32_t* bitmap,
+                               const RowConsts& c, bool kd_on) {
     const float k = p.k_tau, b = p.jsd_beta;
     for_each_write<D, kDense>(l, s, t, g, [&](int64_t j0, const auto& x, const auto& y, auto& out) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
@@ -614,12 +638,13 @@ struct RowKernel {
         float gi = ce_grad<kCE>(x[i], c, p1);
         if constexpr (kKD) {
           if (kd_on) {
-            const float lq2 = fmaf(x[i], k, -c.lse2_s);
+            const float lq2 = (x[i] - c.ls) * k;
             const float q = (kCE && kSameTau) ? p1 : exp2f(lq2);
             float gk;
             if constexpr (kDense) {
-              const float lp2 = fmaf(y[i], k, -c.lse2_t);
-              gk = element_kd_grad<DV>(q, DV == Divergence::kReverseKL ? 0.f : exp2f(lp2), lp2, lq2, b, c.d, c.sg);
+              const float lp2 = (y[i] - c.lt) * k;
+              gk = element_kd_grad<DV>(q, DV == Divergence::kReverseKL ? 0.f : exp2f(lp2), lp2, lq2,
+                                       b, c.d, c.sg);
             } else {
               gk = q > 0.f ? q * c.tail_coef : 0.f;
             }
@@ -627,15 +652,16 @@ struct RowKernel {
           }
         }
         if constexpr (kCE) gi = (j0 + i == c.label) ? gi - c.c_label : gi;
-        // Top-k members keep their logit for now: the fix-up after pass 2 reads it back (in place, the
-        // student element is still intact) and writes the member's real gradient.
+        // Top-k members keep their logit for now: the fix-up after pass 2 reads it back (in place,
+        // the student element is still intact) and writes the member's real gradient.
         if constexpr (kTopK) gi = ((outside >> i) & 1u) ? gi : x[i];
         out[i] = gi;
       }
     });
   }
 
-  static __device__ void run_row(const KernelParams& p, int64_t row, uint32_t* bitmap, RowScratch& scratch) {
+  static __device__ void run_row(const KernelParams& p, int64_t row, uint32_t* bitmap,
+                                 RowScratch& scratch) {
     const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
     const int64_t V = p.vocab;
     const int64_t offset = row * V;
@@ -653,11 +679,12 @@ struct RowKernel {
     // Read before any thread of this block can overwrite it (in-place gradient).
     const float s_label = has_label && !bad_label ? St::load(s + label) : 0.f;
 
-    // ---- top-k: membership bitmap, index checks, teacher normaliser ---------------------------------
+    // ---- top-k: membership bitmap, index checks, teacher normaliser ----------------------------
     const int64_t K = p.topk;
     const int32_t* kidx = kTopK ? p.topk_indices + row * K : nullptr;
     const float* klp = kTopK ? p.topk_logprobs + row * K : nullptr;
     TopKTeacherAcc tk{-kInf, 0.f, 0.f};
+    const float k_tau = p.k_tau;
     bool bad_topk = false;
     if constexpr (kTopK) {
       for (int64_t wi = tid; wi < p.bitmap_words; wi += bs) bitmap[wi] = 0u;
@@ -676,16 +703,21 @@ struct RowKernel {
           atomicMin(&p.header->error_key, error_key(row, 1, j));
         }
         // Online softmax over l_i / tau, shifted by the running max (0 while that is -inf).
-        const float a2 = klp[i] * p.k_tau;
-        if (a2 > tk.mt2) {
-          tk.zt *= tk.mt2 == -kInf ? 0.f : exp2f(tk.mt2 - a2);
-          tk.mt2 = a2;
+        const float lp = klp[i];
+        if (lp > tk.mt) {
+          tk.zt *= tk.mt == -kInf ? 0.f : exp2f((tk.mt - lp) * k_tau);
+          tk.mt = lp;
         }
-        tk.zt += exp2f(a2 - (tk.mt2 == -kInf ? 0.f : tk.mt2));
-        tk.s1 += exp2f(klp[i] * kLog2e);
+        tk.zt += exp2f((lp - shift_of(tk.mt)) * k_tau);
+        tk.s1 += exp2f(lp * kLog2e);
       }
       bad_topk = __syncthreads_or(bad) != 0;
-      if (!bad_topk) tk = block_allreduce(tk, merge_topk_teacher, scratch.topk);
+      if (!bad_topk) {
+        tk = block_allreduce(
+            tk,
+            [k_tau](TopKTeacherAcc u, TopKTeacherAcc v) { return merge_topk_teacher(u, v, k_tau); },
+            scratch.topk);
+      }
     }
 
     const float nan = __int_as_float(0x7fc00000);
@@ -710,12 +742,15 @@ struct RowKernel {
       return;
     }
 
-    // ---- pass 1 -------------------------------------------------------------------------------------
-    const RowAcc a = p.same_tau ? pass1<true>(p, l, s, t, bitmap, scratch) : pass1<false>(p, l, s, t, bitmap, scratch);
+    // ---- pass 1 --------------------------------------------------------------------------------
+    const RowAcc a = p.same_tau ? pass1<true>(p, l, s, t, bitmap, scratch)
+                                : pass1<false>(p, l, s, t, bitmap, scratch);
     RowConsts c;
-    c.lse2_1 = a.sh1 + __log2f(a.z1);
-    c.lse2_s = p.same_tau ? c.lse2_1 : a.shs + __log2f(a.zs);
-    const float lse = a.m + kLn2 * __log2f(a.z1);
+    const float tau = p.tau;
+    const float lse = shift_of(a.m) + kLn2 * __log2f(a.z1);
+    c.lse = lse;
+    // Equal to lse when tau is 1 (zs is then z1), so q_j = softmax(s)_j bit for bit.
+    c.ls = p.same_tau ? lse : shift_of(a.m) + tau * kLn2 * __log2f(a.zs);
 
     float ce = 0.f;
     if (has_label) {
@@ -726,19 +761,19 @@ struct RowKernel {
       if (p.z_loss > 0.f) ce += p.z_loss * lse * lse;
     }
 
-    // ---- divergence ---------------------------------------------------------------------------------
+    // ---- divergence ----------------------------------------------------------------------------
     float d = 0.f, sg = 0.f, tail_coef = 0.f;
     const bool kd_on = kKD && !(kJsd && p.jsd_degenerate);
     const float b = p.jsd_beta;
     if constexpr (kDense) {
-      c.lse2_t = a.sht + __log2f(a.zt);
+      c.lt = shift_of(a.mt) + tau * kLn2 * __log2f(a.zt);
       if (kd_on) {
         if constexpr (DV == Divergence::kForwardKL) {
           d = kLn2 * (a.acc / a.zt - __log2f(a.zt) + __log2f(a.zs));
         } else if constexpr (DV == Divergence::kReverseKL) {
           d = kLn2 * (a.acc / a.zs - __log2f(a.zs) + __log2f(a.zt));
         } else {
-          const Sum2 js = jsd_sums(p, l, s, t, c.lse2_s, c.lse2_t, scratch);
+          const Sum2 js = jsd_sums(p, l, s, t, c.ls, c.lt, scratch);
           d = kLn2 * js.a;
           sg = kLn2 * js.b;
         }
@@ -748,24 +783,24 @@ struct RowKernel {
       const bool has_tail = K < V;
       const float mass = 1.f - tk.s1;
       const bool teacher_tail = p.topk_tail && has_tail && mass > 0.f;
-      float mt2 = tk.mt2, zt = tk.zt;
-      const float at2 = teacher_tail ? __log2f(mass) * p.inv_tau : -kInf;
+      const float l_tail = teacher_tail ? kLn2 * __log2f(mass) : -kInf;
+      float mt = tk.mt, zt = tk.zt;
       if (teacher_tail) {
-        const float nm = fmaxf(mt2, at2);
-        zt = (mt2 == -kInf ? 0.f : zt * exp2f(mt2 - nm)) + exp2f(at2 - nm);
-        mt2 = nm;
+        const float nm = fmaxf(mt, l_tail);
+        zt = (mt == -kInf ? 0.f : zt * exp2f((mt - nm) * k_tau)) + exp2f((l_tail - nm) * k_tau);
+        mt = nm;
       }
-      c.lse2_t = (mt2 == -kInf ? 0.f : mt2) + __log2f(zt);
+      c.lt = shift_of(mt) + tau * kLn2 * __log2f(zt);
       // Student tail: q_tail = sum over j outside K of q_j, accumulated as such in pass 1.
       const float lq2_tail = __log2f(a.ztail) - __log2f(a.zs);
       const float q_tail = has_tail ? a.ztail / a.zs : 0.f;
-      const float lp2_tail = at2 - c.lse2_t;
+      const float lp2_tail = (l_tail - c.lt) * k_tau;
       const float p_tail = teacher_tail ? exp2f(lp2_tail) : 0.f;
       if (kd_on) {
         Sum2 acc{0.f, 0.f};
         for (int64_t i = tid; i < K; i += bs) {
-          const float lq2 = fmaf(St::load(s + kidx[i]), p.k_tau, -c.lse2_s);
-          const float lp2 = fmaf(klp[i], p.k_tau, -c.lse2_t);
+          const float lq2 = (St::load(s + kidx[i]) - c.ls) * k_tau;
+          const float lp2 = (klp[i] - c.lt) * k_tau;
           category_terms<DV>(exp2f(lp2), lp2, exp2f(lq2), lq2, b, acc.a, acc.b);
         }
         acc = block_allreduce(acc, merge_sum2, scratch.sum2);
@@ -801,7 +836,7 @@ struct RowKernel {
       if (p.stats_argmax) p.stats_argmax[row] = a.arg;
     }
 
-    // ---- pass 2 -------------------------------------------------------------------------------------
+    // ---- pass 2 --------------------------------------------------------------------------------
     if (!g) return;
     if (!valid) {
       fill_row<D>(l, g, 0.f);
@@ -835,13 +870,13 @@ struct RowKernel {
         const float x = St::load(s + j);
         float gi = 0.f;
         if (has_label) {
-          const float p1 = exp2f(fmaf(x, kLog2e, -c.lse2_1));
+          const float p1 = exp2f((x - c.lse) * kLog2e);
           gi = fmaf(p1, c.c_soft, -c.c_uniform);
           if (j == label) gi -= c.c_label;
         }
         if (kd_on) {
-          const float lq2 = fmaf(x, p.k_tau, -c.lse2_s);
-          const float lp2 = fmaf(klp[i], p.k_tau, -c.lse2_t);
+          const float lq2 = (x - c.ls) * k_tau;
+          const float lp2 = (klp[i] - c.lt) * k_tau;
           gi = fmaf(c.c_kd, element_kd_grad<DV>(exp2f(lq2), exp2f(lp2), lp2, lq2, b, d, sg), gi);
         }
         St::store(g + j, gi);
@@ -851,7 +886,8 @@ struct RowKernel {
 };
 
 template <DType D, TeacherKind TK, Divergence DV>
-__global__ void __launch_bounds__(kMaxThreads, kMinBlocksPerSm) distill_rows_kernel(KernelParams p) {
+__global__ void __launch_bounds__(kMaxThreads, kMinBlocksPerSm)
+    distill_rows_kernel(KernelParams p) {
   __shared__ RowScratch scratch;
   uint32_t* bitmap = nullptr;
   if constexpr (TK == TeacherKind::kTopK) {
@@ -903,8 +939,8 @@ __global__ void __launch_bounds__(kSideThreads) prepare_kernel(KernelParams p) {
   }
 }
 
-// Sums the row losses in double in a fixed order (contiguous chunks per thread, then the chunk sums in
-// thread order) and writes the device result.
+// Sums the row losses in double in a fixed order (contiguous chunks per thread, then the chunk sums
+// in thread order) and writes the device result.
 __global__ void __launch_bounds__(kSideThreads) finalize_kernel(KernelParams p) {
   __shared__ double partial[kSideThreads];
   const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
@@ -935,7 +971,8 @@ __global__ void __launch_bounds__(kSideThreads) finalize_kernel(KernelParams p) 
       out->bad_value = 0;
     } else {
       out->bad_row = static_cast<int32_t>(key >> 33);
-      out->status = static_cast<int32_t>(((key >> 32) & 1u) ? Status::kTopKIndexInvalid : Status::kLabelOutOfRange);
+      out->status = static_cast<int32_t>(((key >> 32) & 1u) ? Status::kTopKIndexInvalid
+                                                            : Status::kLabelOutOfRange);
       out->bad_value = static_cast<int32_t>(static_cast<uint32_t>(key & 0xffffffffu));
     }
   }
