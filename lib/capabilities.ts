@@ -19,6 +19,8 @@ export interface Capabilities {
 
 export function capabilities(): Capabilities {
   const native = loadNative().capabilities();
-  const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
+    version: string;
+  };
   return { ...native, version };
 }

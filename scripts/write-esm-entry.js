@@ -1,5 +1,3 @@
-// Writes dist/lib/index.mjs, the ES-module face of the CommonJS build, naming every export explicitly.
-'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 

@@ -85,12 +85,17 @@ function timeMs(fn: () => void): number {
 
 function runTorch(python: string, rows: number, vocab: number, runs: number, threads: number): number[] {
   const script = path.join(packageRoot(), 'bench', 'torch_distill_loss.py');
-  const child = spawnSync(python, [script, String(rows), String(vocab), String(runs), String(threads), String(TEMPERATURE)], {
-    encoding: 'utf8',
-    timeout: 600_000,
-    maxBuffer: 1 << 20,
-  });
-  if (child.status !== 0) throw new Error(`PyTorch baseline failed: ${child.stderr.trim().split('\n').pop()}`);
+  const child = spawnSync(
+    python,
+    [script, String(rows), String(vocab), String(runs), String(threads), String(TEMPERATURE)],
+    {
+      encoding: 'utf8',
+      timeout: 600_000,
+      maxBuffer: 1 << 20,
+    },
+  );
+  if (child.status !== 0)
+    throw new Error(`PyTorch baseline failed: ${child.stderr.trim().split('\n').pop()}`);
   return (JSON.parse(child.stdout) as { times_ms: number[] }).times_ms;
 }
 
@@ -197,7 +202,17 @@ export function runKernelBenchmark(options: KernelBenchmarkOptions = {}): Kernel
 
 /** A fixed-width table of a report, one row per size. */
 export function formatKernelBenchmark(report: KernelBenchmarkReport): string {
-  const header = ['rows × vocab', 'sdvp ms', 'floor ms', '×floor', 'GB/s', 'torch ms', '×torch', 'TS loop ms', '×TS'];
+  const header = [
+    'rows × vocab',
+    'sdvp ms',
+    'floor ms',
+    '×floor',
+    'GB/s',
+    'torch ms',
+    '×torch',
+    'TS loop ms',
+    '×TS',
+  ];
   const lines = report.results.map((row) => [
     `${row.rows} × ${row.vocab}`,
     row.sdvpMs.toFixed(2),

@@ -14,7 +14,10 @@ export function findPythonTorch(): PythonTorch | null {
   if (cached !== undefined) return cached;
   const candidates = [process.env.SDVP_PYTHON, '/usr/bin/python3', 'python3'].filter((x): x is string => !!x);
   for (const python of candidates) {
-    const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
+    const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     if (probe.status === 0) {
       cached = { python, torchVersion: probe.stdout.trim() };
       return cached;
@@ -24,4 +27,5 @@ export function findPythonTorch(): PythonTorch | null {
   return null;
 }
 
-findPythonTorch.hint = 'PyTorch was not found: apt-get install -y python3-torch (or set SDVP_PYTHON to a python3 with torch).';
+findPythonTorch.hint =
+  'PyTorch was not found: apt-get install -y python3-torch (or set SDVP_PYTHON to a python3 with torch).';

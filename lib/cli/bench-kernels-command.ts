@@ -23,9 +23,13 @@ function parseSizes(text: string): Array<[number, number]> {
   return text.split(',').map((part) => {
     const match = /^(\d+)[x×](\d+)$/.exec(part.trim());
     if (!match) {
-      throw new SdvpError('ERR_SDVP_USAGE', `--sizes takes ROWSxVOCAB pairs separated by commas, but received '${part}'.`, {
-        field: '--sizes',
-      });
+      throw new SdvpError(
+        'ERR_SDVP_USAGE',
+        `--sizes takes ROWSxVOCAB pairs separated by commas, but received '${part}'.`,
+        {
+          field: '--sizes',
+        },
+      );
     }
     return [Number(match[1]), Number(match[2])];
   });
@@ -41,7 +45,10 @@ export async function benchKernelsCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.positionals.length > 0) {
-    throw new SdvpError('ERR_SDVP_USAGE', `sdvp bench kernels takes no positional arguments (received '${args.positionals[0]}').`);
+    throw new SdvpError(
+      'ERR_SDVP_USAGE',
+      `sdvp bench kernels takes no positional arguments (received '${args.positionals[0]}').`,
+    );
   }
   const json = args.flags.has('json');
   const report = runKernelBenchmark({

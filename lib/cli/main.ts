@@ -60,7 +60,9 @@ if (require.main === module) {
         process.stderr.write(`sdvp: ${error.message} [${error.code}]\n`);
         if (error.fix) process.stderr.write(`To fix: ${error.fix}\n`);
       } else {
-        process.stderr.write(`sdvp: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+        process.stderr.write(
+          `sdvp: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        );
       }
       process.exitCode = 1;
     },

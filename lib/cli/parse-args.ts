@@ -30,7 +30,8 @@ export function parseArgs(argv: string[], spec: ArgSpec): ParsedArgs {
       flags.add(name);
     } else if (spec.values.includes(name)) {
       const value = inline ?? argv[++i];
-      if (value === undefined) throw new SdvpError('ERR_SDVP_USAGE', `--${name} needs a value.`, { field: `--${name}` });
+      if (value === undefined)
+        throw new SdvpError('ERR_SDVP_USAGE', `--${name} needs a value.`, { field: `--${name}` });
       values[name] = value;
     } else {
       const known = [...spec.flags, ...spec.values].map((x) => `--${x}`).join(', ');
@@ -44,9 +45,13 @@ export function parseArgs(argv: string[], spec: ArgSpec): ParsedArgs {
     integer(name, min, max) {
       const value = Number(values[name]);
       if (!Number.isInteger(value) || value < min || value > max) {
-        throw new SdvpError('ERR_SDVP_USAGE', `--${name} must be an integer in [${min}, ${max}], but received '${values[name]}'.`, {
-          field: `--${name}`,
-        });
+        throw new SdvpError(
+          'ERR_SDVP_USAGE',
+          `--${name} must be an integer in [${min}, ${max}], but received '${values[name]}'.`,
+          {
+            field: `--${name}`,
+          },
+        );
       }
       return value;
     },

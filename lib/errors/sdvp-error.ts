@@ -61,8 +61,10 @@ export function describeValue(value: unknown): string {
     return `${value.constructor.name} of length ${length}`;
   }
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (typeof value === 'string') return value.length > 40 ? `a string of length ${value.length}` : `'${value}'`;
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'string')
+    return value.length > 40 ? `a string of length ${value.length}` : `'${value}'`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
   if (typeof value === 'function') return 'a function';
   return `an object (${Object.prototype.toString.call(value)})`;
 }

@@ -52,7 +52,10 @@ export interface PreparedDistillLoss {
 }
 
 /** What a caller outside lib/kernels (the torch runtime) needs: options without the logits. */
-export type DistillObjectiveOptions = Omit<DistillLossSpec, 'student' | 'rows' | 'vocab' | 'dtype' | 'grad' | 'threads'>;
+export type DistillObjectiveOptions = Omit<
+  DistillLossSpec,
+  'student' | 'rows' | 'vocab' | 'dtype' | 'grad' | 'threads'
+>;
 
 function requireInteger(field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -66,14 +69,25 @@ function requireInteger(field: string, value: unknown, min: number, max: number)
   return value;
 }
 
-function optionalNumber(field: string, value: unknown, fallback: number, check: (x: number) => boolean, expected: string): number {
+function optionalNumber(
+  field: string,
+  value: unknown,
+  fallback: number,
+  check: (x: number) => boolean,
+  expected: string,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw argError('ERR_SDVP_ARG', field, expected, value);
   if (!check(value)) throw argError('ERR_SDVP_RANGE', field, expected, value);
   return value;
 }
 
-function optionalEnum<T extends string>(field: string, value: unknown, table: Record<T, number>, fallback: T): T {
+function optionalEnum<T extends string>(
+  field: string,
+  value: unknown,
+  table: Record<T, number>,
+  fallback: T,
+): T {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !(value in table)) {
     const allowed = Object.keys(table)
@@ -107,10 +121,20 @@ function isTopK(teacher: unknown): teacher is TopKTeacher {
   return typeof teacher === 'object' && teacher !== null && !ArrayBuffer.isView(teacher);
 }
 
-function validateTopK(teacher: TopKTeacher, rows: number, vocab: number, native: NativeDistillLossSpec): void {
+function validateTopK(
+  teacher: TopKTeacher,
+  rows: number,
+  vocab: number,
+  native: NativeDistillLossSpec,
+): void {
   for (const key of Object.keys(teacher)) {
     if (!['indices', 'logprobs', 'k', 'missing'].includes(key)) {
-      throw argError('ERR_SDVP_ARG', `teacher.${key}`, 'absent (a top-k teacher has indices, logprobs, k, missing)', key);
+      throw argError(
+        'ERR_SDVP_ARG',
+        `teacher.${key}`,
+        'absent (a top-k teacher has indices, logprobs, k, missing)',
+        key,
+      );
     }
   }
   const k = requireInteger('teacher.k', teacher.k, 1, vocab);
@@ -133,12 +157,21 @@ function validateTopK(teacher: TopKTeacher, rows: number, vocab: number, native:
         throw new SdvpError(
           'ERR_SDVP_TOPK_INDEX',
           `teacher.indices row ${r} repeats index ${index}; the k indices of a row must be distinct.`,
-          { field: 'teacher.indices', expected: 'distinct indices within each row', received: `${index} twice` },
+          {
+            field: 'teacher.indices',
+            expected: 'distinct indices within each row',
+            received: `${index} twice`,
+          },
         );
       }
       stamp[index] = r;
-      if (logprobs[i] > 1e-4) {
-        throw argError('ERR_SDVP_RANGE', `teacher.logprobs[${i}]`, 'a log-probability (≤ 0)', logprobs[i]);
+      if (!(logprobs[i] <= 1e-4)) {
+        throw argError(
+          'ERR_SDVP_RANGE',
+          `teacher.logprobs[${i}]`,
+          'a log-probability (≤ 0, not NaN)',
+          logprobs[i],
+        );
       }
     }
   }
@@ -152,7 +185,18 @@ function validateTopK(teacher: TopKTeacher, rows: number, vocab: number, native:
 /** The objective's fields of the native spec: everything but the logits, outputs and threads. */
 export type NativeObjective = Omit<
   NativeDistillLossSpec,
-  'rows' | 'vocab' | 'dtype' | 'student' | 'grad' | 'rowLoss' | 'statsLse' | 'statsCe' | 'statsKd' | 'statsArgmax' | 'threads' | 'cancel'
+  | 'rows'
+  | 'vocab'
+  | 'dtype'
+  | 'student'
+  | 'grad'
+  | 'rowLoss'
+  | 'statsLse'
+  | 'statsCe'
+  | 'statsKd'
+  | 'statsArgmax'
+  | 'threads'
+  | 'cancel'
 >;
 
 /**
@@ -165,7 +209,8 @@ export function prepareObjective(
   vocab: number,
   dtype: 'f32' | 'bf16' = 'f32',
 ): NativeObjective {
-  if (typeof spec !== 'object' || spec === null) throw argError('ERR_SDVP_ARG', 'objective', 'an object', spec);
+  if (typeof spec !== 'object' || spec === null)
+    throw argError('ERR_SDVP_ARG', 'objective', 'an object', spec);
   const LogitType = dtype === 'bf16' ? Uint16Array : Float32Array;
   const elements = rows * vocab;
   const native = { teacherKind: 0, topk: 0, topkMissing: 1 } as NativeDistillLossSpec;
@@ -177,11 +222,19 @@ export function prepareObjective(
     } else if (isTopK(spec.teacher)) {
       validateTopK(spec.teacher, rows, vocab, native);
     } else {
-      throw argError('ERR_SDVP_ARG', 'teacher', `a ${LogitType.name} of dense logits or { indices, logprobs, k }`, spec.teacher);
+      throw argError(
+        'ERR_SDVP_ARG',
+        'teacher',
+        `a ${LogitType.name} of dense logits or { indices, logprobs, k }`,
+        spec.teacher,
+      );
     }
   }
 
-  native.ignoreIndex = spec.ignoreIndex === undefined ? -100 : requireInteger('ignoreIndex', spec.ignoreIndex, -(2 ** 31), INT32_MAX);
+  native.ignoreIndex =
+    spec.ignoreIndex === undefined
+      ? -100
+      : requireInteger('ignoreIndex', spec.ignoreIndex, -(2 ** 31), INT32_MAX);
   if (spec.labels !== undefined) {
     const labels = requireArray('labels', spec.labels, Int32Array, rows);
     for (let r = 0; r < rows; r++) {
@@ -190,36 +243,84 @@ export function prepareObjective(
         throw new SdvpError(
           'ERR_SDVP_LABEL_RANGE',
           `labels[${r}] must be in [0, ${vocab}) or the ignore index ${native.ignoreIndex}, but received ${label}.`,
-          { field: `labels[${r}]`, expected: `in [0, ${vocab}) or ${native.ignoreIndex}`, received: String(label) },
+          {
+            field: `labels[${r}]`,
+            expected: `in [0, ${vocab}) or ${native.ignoreIndex}`,
+            received: String(label),
+          },
         );
       }
     }
     native.labels = labels;
   }
   if (native.labels === undefined && native.teacherKind === 0) {
-    throw new SdvpError('ERR_SDVP_ARG', 'distillLoss needs labels, a teacher, or both; it received neither.', {
-      field: 'labels',
-      expected: 'labels and/or teacher',
-      received: 'neither',
-    });
+    throw new SdvpError(
+      'ERR_SDVP_ARG',
+      'distillLoss needs labels, a teacher, or both; it received neither.',
+      {
+        field: 'labels',
+        expected: 'labels and/or teacher',
+        received: 'neither',
+      },
+    );
   }
 
   const finite = (x: number) => Number.isFinite(x);
-  native.ceWeight = optionalNumber('ceWeight', spec.ceWeight, native.labels ? 1 : 0, finite, 'a finite number');
-  native.kdWeight = optionalNumber('kdWeight', spec.kdWeight, native.teacherKind ? 1 : 0, finite, 'a finite number');
-  native.temperature = optionalNumber('temperature', spec.temperature, 1, (x) => finite(x) && x > 0, 'a finite number > 0');
-  if (spec.t2 !== undefined && typeof spec.t2 !== 'boolean') throw argError('ERR_SDVP_ARG', 't2', 'a boolean', spec.t2);
+  native.ceWeight = optionalNumber(
+    'ceWeight',
+    spec.ceWeight,
+    native.labels ? 1 : 0,
+    finite,
+    'a finite number',
+  );
+  native.kdWeight = optionalNumber(
+    'kdWeight',
+    spec.kdWeight,
+    native.teacherKind ? 1 : 0,
+    finite,
+    'a finite number',
+  );
+  native.temperature = optionalNumber(
+    'temperature',
+    spec.temperature,
+    1,
+    (x) => finite(x) && x > 0,
+    'a finite number > 0',
+  );
+  if (spec.t2 !== undefined && typeof spec.t2 !== 'boolean')
+    throw argError('ERR_SDVP_ARG', 't2', 'a boolean', spec.t2);
   native.t2 = spec.t2 ?? true;
   const divergence = optionalEnum('divergence', spec.divergence, DIVERGENCES, 'forward-kl');
   native.divergence = DIVERGENCES[divergence];
-  native.jsdBeta = optionalNumber('jsdBeta', spec.jsdBeta, 0.5, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
-  native.labelSmoothing = optionalNumber('labelSmoothing', spec.labelSmoothing, 0, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+  native.jsdBeta = optionalNumber(
+    'jsdBeta',
+    spec.jsdBeta,
+    0.5,
+    (x) => x >= 0 && x <= 1,
+    'a number in [0, 1]',
+  );
+  native.labelSmoothing = optionalNumber(
+    'labelSmoothing',
+    spec.labelSmoothing,
+    0,
+    (x) => x >= 0 && x < 1,
+    'a number in [0, 1)',
+  );
   native.zLoss = optionalNumber('zLoss', spec.zLoss, 0, (x) => finite(x) && x >= 0, 'a finite number ≥ 0');
-  if (native.teacherKind === 2 && native.topkMissing === 0 && native.divergence === 1 && native.topk < vocab) {
+  if (
+    native.teacherKind === 2 &&
+    native.topkMissing === 0 &&
+    native.divergence === 1 &&
+    native.topk < vocab
+  ) {
     throw new SdvpError(
       'ERR_SDVP_OPTION',
       "divergence 'reverse-kl' with teacher.missing 'renormalize' and k < vocab is infinite (the teacher is zero outside its k entries); use teacher.missing 'tail' or another divergence.",
-      { field: 'divergence', expected: "'forward-kl' or 'jsd', or teacher.missing 'tail'", received: "'reverse-kl'" },
+      {
+        field: 'divergence',
+        expected: "'forward-kl' or 'jsd', or teacher.missing 'tail'",
+        received: "'reverse-kl'",
+      },
     );
   }
   if (spec.rowWeights !== undefined) {
@@ -234,7 +335,13 @@ export function prepareObjective(
   const reduction = optionalEnum('reduction', spec.reduction, REDUCTIONS, 'mean');
   native.reduction = REDUCTIONS[reduction];
   if (spec.normalizer !== undefined) {
-    native.normalizer = optionalNumber('normalizer', spec.normalizer, 1, (x) => finite(x) && x > 0, 'a finite number > 0');
+    native.normalizer = optionalNumber(
+      'normalizer',
+      spec.normalizer,
+      1,
+      (x) => finite(x) && x > 0,
+      'a finite number > 0',
+    );
   }
   native.gradScale = optionalNumber('gradScale', spec.gradScale, 1, finite, 'a finite number');
   return native;
@@ -245,16 +352,23 @@ export function prepareDistillLoss(spec: DistillLossSpec): PreparedDistillLoss {
   if (typeof spec !== 'object' || spec === null) throw argError('ERR_SDVP_ARG', 'spec', 'an object', spec);
   for (const key of Object.keys(spec)) {
     if (!SPEC_FIELDS.has(key)) {
-      throw argError('ERR_SDVP_ARG', key, `absent: it is not a distillLoss option (options: ${[...SPEC_FIELDS].join(', ')})`, key);
+      throw argError(
+        'ERR_SDVP_ARG',
+        key,
+        `absent: it is not a distillLoss option (options: ${[...SPEC_FIELDS].join(', ')})`,
+        key,
+      );
     }
   }
   const rows = requireInteger('rows', spec.rows, 1, Number.MAX_SAFE_INTEGER);
   const vocab = requireInteger('vocab', spec.vocab, 1, INT32_MAX);
   const dtype = spec.dtype ?? (spec.student instanceof Uint16Array ? 'bf16' : 'f32');
-  if (dtype !== 'f32' && dtype !== 'bf16') throw argError('ERR_SDVP_OPTION', 'dtype', "'f32' or 'bf16'", dtype);
+  if (dtype !== 'f32' && dtype !== 'bf16')
+    throw argError('ERR_SDVP_OPTION', 'dtype', "'f32' or 'bf16'", dtype);
   const LogitType = dtype === 'bf16' ? Uint16Array : Float32Array;
   const elements = rows * vocab;
-  if (!Number.isSafeInteger(elements)) throw argError('ERR_SDVP_SHAPE', 'rows * vocab', 'a safe integer', elements);
+  if (!Number.isSafeInteger(elements))
+    throw argError('ERR_SDVP_SHAPE', 'rows * vocab', 'a safe integer', elements);
   const student = requireArray<LogitArray>('student', spec.student, LogitType as never, elements);
   const { reduction: reductionName } = spec;
   const native: NativeDistillLossSpec = {
@@ -278,18 +392,29 @@ export function prepareDistillLoss(spec: DistillLossSpec): PreparedDistillLoss {
   } else if (ArrayBuffer.isView(grad)) {
     const buffer = requireArray<LogitArray>('grad', grad, LogitType as never, elements);
     if (overlaps(buffer, student)) {
-      throw argError('ERR_SDVP_ARG', 'grad', "a buffer separate from student (pass grad: 'in-place' to overwrite the logits)", grad);
+      throw argError(
+        'ERR_SDVP_ARG',
+        'grad',
+        "a buffer separate from student (pass grad: 'in-place' to overwrite the logits)",
+        grad,
+      );
     }
     native.grad = buffer;
     prepared.grad = buffer;
   } else if (grad !== false) {
-    throw argError('ERR_SDVP_ARG', 'grad', `true, false, 'in-place' or a ${LogitType.name}`, describeValue(grad));
+    throw argError(
+      'ERR_SDVP_ARG',
+      'grad',
+      `true, false, 'in-place' or a ${LogitType.name}`,
+      describeValue(grad),
+    );
   }
   if (reduction === 'none') {
     prepared.rowLoss = new Float32Array(rows);
     native.rowLoss = prepared.rowLoss;
   }
-  if (spec.stats !== undefined && typeof spec.stats !== 'boolean') throw argError('ERR_SDVP_ARG', 'stats', 'a boolean', spec.stats);
+  if (spec.stats !== undefined && typeof spec.stats !== 'boolean')
+    throw argError('ERR_SDVP_ARG', 'stats', 'a boolean', spec.stats);
   if (spec.stats) {
     prepared.stats = {
       lse: new Float32Array(rows),

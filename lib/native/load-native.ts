@@ -12,7 +12,8 @@ let cached: NativeBinding | undefined;
 export function packageRoot(): string {
   let dir = __dirname;
   for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'CMakeLists.txt'))) return dir;
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'CMakeLists.txt')))
+      return dir;
     dir = path.dirname(dir);
   }
   return path.resolve(__dirname, '..', '..', '..');
@@ -55,7 +56,9 @@ export function loadNative(options: LoadNativeOptions = {}): NativeBinding {
       cached = binding;
       return binding;
     } catch (error) {
-      failures.push(`  ${candidate}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      failures.push(
+        `  ${candidate}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      );
     }
   }
   const fix = 'npm run build:native   (CMake: kernels, CUDA when nvcc is found, LibTorch when installed)';

@@ -1,4 +1,5 @@
-// memoryFloorProbe(a, b, out, threads): out = a + b over Float32Arrays, using the kernels' thread pool.
+// memoryFloorProbe(a, b, out, threads): out = a + b over Float32Arrays, using the kernels' thread
+// pool.
 #include "bench_probe_binding.h"
 
 #include "errors.h"
@@ -12,13 +13,16 @@ Napi::Value MemoryFloorProbe(const Napi::CallbackInfo& info) {
   return Guarded(env, [&]() -> Napi::Value {
     if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray() ||
         !info[2].IsTypedArray() || !info[3].IsNumber()) {
-      throw CodedError("ERR_SDVP_ARG", "memoryFloorProbe(a, b, out, threads) takes three Float32Arrays and a number");
+      throw CodedError(
+          "ERR_SDVP_ARG",
+          "memoryFloorProbe(a, b, out, threads) takes three Float32Arrays and a number");
     }
     auto a = info[0].As<Napi::Float32Array>();
     auto b = info[1].As<Napi::Float32Array>();
     auto out = info[2].As<Napi::Float32Array>();
     if (a.ElementLength() != b.ElementLength() || a.ElementLength() != out.ElementLength()) {
-      throw CodedError("ERR_SDVP_SHAPE", "memoryFloorProbe: a, b and out must have the same length");
+      throw CodedError("ERR_SDVP_SHAPE",
+                       "memoryFloorProbe: a, b and out must have the same length");
     }
     memory_floor_probe(a.Data(), b.Data(), out.Data(), static_cast<int64_t>(a.ElementLength()),
                        info[3].As<Napi::Number>().Int32Value());

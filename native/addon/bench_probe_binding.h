@@ -1,4 +1,5 @@
-// memoryFloorProbe(): times moving the bytes a dense fp32 distillation call must move, for benchmarks.
+// memoryFloorProbe(): times moving the bytes a dense fp32 distillation call must move, for
+// benchmarks.
 #pragma once
 
 #include <napi.h>

@@ -1,6 +1,6 @@
-// Marshals a validated spec object (built by lib/kernels) into DistillLossSpec and runs the CPU kernel,
-// synchronously or on a worker thread. Validation is the TypeScript layer's job; this file only checks
-// what it must to never read out of bounds.
+// Marshals a validated spec object (built by lib/kernels) into DistillLossSpec and runs the CPU
+// kernel, synchronously or on a worker thread. Validation is the TypeScript layer's job; this file
+// only checks what it must to never read out of bounds.
 #include "distill_loss_binding.h"
 
 #include <cmath>
@@ -17,13 +17,16 @@ template <typename T>
 T* OptionalArray(Napi::Object spec, const char* field, size_t expected_elements) {
   Napi::Value value = spec.Get(field);
   if (value.IsUndefined() || value.IsNull()) return nullptr;
-  if (!value.IsTypedArray()) throw CodedError("ERR_SDVP_ARG", std::string(field) + " must be a typed array");
+  if (!value.IsTypedArray())
+    throw CodedError("ERR_SDVP_ARG", std::string(field) + " must be a typed array");
   Napi::TypedArray array = value.As<Napi::TypedArray>();
   if (array.ByteLength() != expected_elements * sizeof(T)) {
-    throw CodedError("ERR_SDVP_SHAPE", std::string(field) + " has " + std::to_string(array.ByteLength()) +
-                                           " bytes, expected " + std::to_string(expected_elements * sizeof(T)));
+    throw CodedError("ERR_SDVP_SHAPE",
+                     std::string(field) + " has " + std::to_string(array.ByteLength()) +
+                         " bytes, expected " + std::to_string(expected_elements * sizeof(T)));
   }
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) +
+                              array.ByteOffset());
 }
 
 double NumberField(Napi::Object spec, const char* field) {
@@ -38,31 +41,40 @@ DistillLossSpec ReadSpec(Napi::Object object) {
   spec.rows = static_cast<int64_t>(NumberField(object, "rows"));
   spec.vocab = static_cast<int64_t>(NumberField(object, "vocab"));
   spec.dtype = static_cast<DType>(static_cast<int32_t>(NumberField(object, "dtype")));
-  if (spec.rows < 1 || spec.vocab < 1 || (spec.dtype != DType::kF32 && spec.dtype != DType::kBF16)) {
+  if (spec.rows < 1 || spec.vocab < 1 ||
+      (spec.dtype != DType::kF32 && spec.dtype != DType::kBF16)) {
     throw CodedError("ERR_SDVP_SHAPE", "rows and vocab must be positive and dtype 0 or 1");
   }
   const size_t elements = static_cast<size_t>(spec.rows) * static_cast<size_t>(spec.vocab);
   const size_t rows = static_cast<size_t>(spec.rows);
   const bool bf16 = spec.dtype == DType::kBF16;
 
-  spec.student = bf16 ? static_cast<const void*>(OptionalArray<uint16_t>(object, "student", elements))
-                      : static_cast<const void*>(OptionalArray<float>(object, "student", elements));
+  spec.student =
+      bf16 ? static_cast<const void*>(OptionalArray<uint16_t>(object, "student", elements))
+           : static_cast<const void*>(OptionalArray<float>(object, "student", elements));
   if (spec.student == nullptr) throw CodedError("ERR_SDVP_ARG", "student is required");
 
-  spec.teacher_kind = static_cast<TeacherKind>(static_cast<int32_t>(NumberField(object, "teacherKind")));
+  spec.teacher_kind =
+      static_cast<TeacherKind>(static_cast<int32_t>(NumberField(object, "teacherKind")));
   if (spec.teacher_kind == TeacherKind::kDense) {
-    spec.teacher_logits = bf16 ? static_cast<const void*>(OptionalArray<uint16_t>(object, "teacherLogits", elements))
-                               : static_cast<const void*>(OptionalArray<float>(object, "teacherLogits", elements));
-    if (spec.teacher_logits == nullptr) throw CodedError("ERR_SDVP_ARG", "teacherLogits is required");
+    spec.teacher_logits =
+        bf16 ? static_cast<const void*>(OptionalArray<uint16_t>(object, "teacherLogits", elements))
+             : static_cast<const void*>(OptionalArray<float>(object, "teacherLogits", elements));
+    if (spec.teacher_logits == nullptr)
+      throw CodedError("ERR_SDVP_ARG", "teacherLogits is required");
   } else if (spec.teacher_kind == TeacherKind::kTopK) {
     spec.topk = static_cast<int64_t>(NumberField(object, "topk"));
-    if (spec.topk < 1 || spec.topk > spec.vocab) throw CodedError("ERR_SDVP_RANGE", "topk must be in [1, vocab]");
-    spec.topk_indices = OptionalArray<int32_t>(object, "topkIndices", rows * static_cast<size_t>(spec.topk));
-    spec.topk_logprobs = OptionalArray<float>(object, "topkLogprobs", rows * static_cast<size_t>(spec.topk));
+    if (spec.topk < 1 || spec.topk > spec.vocab)
+      throw CodedError("ERR_SDVP_RANGE", "topk must be in [1, vocab]");
+    spec.topk_indices =
+        OptionalArray<int32_t>(object, "topkIndices", rows * static_cast<size_t>(spec.topk));
+    spec.topk_logprobs =
+        OptionalArray<float>(object, "topkLogprobs", rows * static_cast<size_t>(spec.topk));
     if (spec.topk_indices == nullptr || spec.topk_logprobs == nullptr) {
       throw CodedError("ERR_SDVP_ARG", "topkIndices and topkLogprobs are required");
     }
-    spec.topk_missing = static_cast<TopKMissing>(static_cast<int32_t>(NumberField(object, "topkMissing")));
+    spec.topk_missing =
+        static_cast<TopKMissing>(static_cast<int32_t>(NumberField(object, "topkMissing")));
   } else if (spec.teacher_kind != TeacherKind::kNone) {
     throw CodedError("ERR_SDVP_OPTION", "teacherKind must be 0, 1 or 2");
   }
@@ -73,7 +85,8 @@ DistillLossSpec ReadSpec(Napi::Object object) {
   spec.kd_weight = static_cast<float>(NumberField(object, "kdWeight"));
   spec.temperature = static_cast<float>(NumberField(object, "temperature"));
   spec.t2 = object.Get("t2").ToBoolean().Value();
-  spec.divergence = static_cast<Divergence>(static_cast<int32_t>(NumberField(object, "divergence")));
+  spec.divergence =
+      static_cast<Divergence>(static_cast<int32_t>(NumberField(object, "divergence")));
   spec.jsd_beta = static_cast<float>(NumberField(object, "jsdBeta"));
   spec.label_smoothing = static_cast<float>(NumberField(object, "labelSmoothing"));
   spec.z_loss = static_cast<float>(NumberField(object, "zLoss"));
@@ -114,14 +127,15 @@ Napi::Object ResultObject(Napi::Env env, const DistillLossResult& result) {
 Napi::Value DistillLossSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) throw CodedError("ERR_SDVP_ARG", "distillLoss(spec) takes an object");
+    if (info.Length() < 1 || !info[0].IsObject())
+      throw CodedError("ERR_SDVP_ARG", "distillLoss(spec) takes an object");
     DistillLossSpec spec = ReadSpec(info[0].As<Napi::Object>());
     return ResultObject(env, distill_loss_cpu(spec));
   });
 }
 
-// Runs the kernel on a libuv worker thread; the spec object (and so every typed array it holds) is kept
-// alive by a persistent reference until the promise settles.
+// Runs the kernel on a libuv worker thread; the spec object (and so every typed array it holds) is
+// kept alive by a persistent reference until the promise settles.
 class DistillLossWorker : public Napi::AsyncWorker {
  public:
   DistillLossWorker(Napi::Env env, Napi::Object spec_object, const DistillLossSpec& spec)

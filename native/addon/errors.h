@@ -1,4 +1,5 @@
-// Errors that cross from native code into JavaScript: always a JS Error with a `code`, never an abort.
+// Errors that cross from native code into JavaScript: always a JS Error with a `code`, never an
+// abort.
 #pragma once
 
 #include <napi.h>

@@ -1,4 +1,5 @@
-// Registers the LibTorch model runtime's functions (see torch_model_binding.cc) when built with LibTorch.
+// Registers the LibTorch model runtime's functions (see torch_model_binding.cc) when built with
+// LibTorch.
 #include "torch_binding.h"
 
 #ifdef SDVP_HAVE_TORCH

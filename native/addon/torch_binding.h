@@ -7,4 +7,4 @@ namespace sdvp::addon {
 // Adds the model functions to `exports` when built with SDVP_HAVE_TORCH; otherwise adds nothing
 // (the TypeScript layer then reports ERR_SDVP_NO_TORCH).
 void RegisterTorch(Napi::Env env, Napi::Object exports);
-}
+}  // namespace sdvp::addon

@@ -8,7 +8,8 @@ export const BASE_SEED: number = (() => {
   const fromEnv = process.env.SDVP_TEST_SEED;
   if (fromEnv !== undefined && fromEnv !== '') {
     const parsed = Number(fromEnv);
-    if (!Number.isFinite(parsed)) throw new Error(`SDVP_TEST_SEED must be a number, but received '${fromEnv}'.`);
+    if (!Number.isFinite(parsed))
+      throw new Error(`SDVP_TEST_SEED must be a number, but received '${fromEnv}'.`);
     return parsed >>> 0;
   }
   return Date.now() >>> 0;
@@ -140,8 +141,15 @@ export function randomTopKTeacher(
 }
 
 /** Hard labels in [0, vocab), with about `ignoredFraction` of them set to `ignoreIndex`. */
-export function randomLabels(random: Random, rows: number, vocab: number, ignoredFraction = 0, ignoreIndex = -100): Int32Array {
+export function randomLabels(
+  random: Random,
+  rows: number,
+  vocab: number,
+  ignoredFraction = 0,
+  ignoreIndex = -100,
+): Int32Array {
   const labels = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) labels[r] = random.next() < ignoredFraction ? ignoreIndex : random.int(vocab);
+  for (let r = 0; r < rows; r++)
+    labels[r] = random.next() < ignoredFraction ? ignoreIndex : random.int(vocab);
   return labels;
 }

@@ -282,7 +282,10 @@ export function referenceDistillLoss(spec: DistillLossSpec): ReferenceResult {
 }
 
 /** ‖a − b‖∞ and ‖b‖∞ over two arrays of equal length (NaN anywhere gives NaN). */
-export function maxNormDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): { diff: number; norm: number } {
+export function maxNormDifference(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+): { diff: number; norm: number } {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} ≠ ${expected.length}`);
   let diff = 0;
   let norm = 0;

@@ -1,5 +1,5 @@
-// The memory-floor probe: out = a + b, the same traffic as a dense fp32 call (read S and T, write dS),
-// spread over threads exactly like the kernel so the benchmark compares like with like.
+// The memory-floor probe: out = a + b, the same traffic as a dense fp32 call (read S and T, write
+// dS), spread over threads exactly like the kernel so the benchmark compares like with like.
 #include <algorithm>
 
 #include "../distill_loss.h"

@@ -1,6 +1,6 @@
-// parallel_for: dynamic chunk scheduling over per-call threads. Per-call threads keep every entry point
-// reentrant (two async calls may run at once) at a cost of tens of microseconds, which the callers
-// avoid for small problems by asking for one thread.
+// parallel_for: dynamic chunk scheduling over per-call threads. Per-call threads keep every entry
+// point reentrant (two async calls may run at once) at a cost of tens of microseconds, which the
+// callers avoid for small problems by asking for one thread.
 #include "parallel_for.h"
 
 #include <atomic>
@@ -16,7 +16,8 @@ int32_t hardware_threads() {
   return count == 0 ? 1 : static_cast<int32_t>(count);
 }
 
-void parallel_for(int64_t chunks, int32_t threads, const std::function<void(int64_t, int32_t)>& body) {
+void parallel_for(int64_t chunks, int32_t threads,
+                  const std::function<void(int64_t, int32_t)>& body) {
   if (chunks <= 0) return;
   if (threads < 1) threads = 1;
   if (threads > chunks) threads = static_cast<int32_t>(chunks);
@@ -29,7 +30,8 @@ void parallel_for(int64_t chunks, int32_t threads, const std::function<void(int6
   std::mutex error_mutex;
   auto work = [&](int32_t worker) {
     try {
-      for (int64_t chunk = next.fetch_add(1); chunk < chunks; chunk = next.fetch_add(1)) body(chunk, worker);
+      for (int64_t chunk = next.fetch_add(1); chunk < chunks; chunk = next.fetch_add(1))
+        body(chunk, worker);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!first_error) first_error = std::current_exception();

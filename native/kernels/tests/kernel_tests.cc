@@ -1,5 +1,6 @@
 // ctest for the CPU kernel without Node: random cases against a float64 reference written here, a
-// finite-difference check, top-k with k = V equal to dense, thread-count determinism and error statuses.
+// finite-difference check, top-k with k = V equal to dense, thread-count determinism and error
+// statuses.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -26,7 +27,8 @@ void Check(bool ok, const std::string& what) {
 
 // Float64 reference of docs/objective.md: categories with teacher p and student q, gradient by the
 // general chain rule dD/dz_j = q_j (g_c(j) - sum_c q_c g_c).
-double ReferenceRow(const DistillLossSpec& spec, int64_t r, std::vector<double>& grad_row, double coef) {
+double ReferenceRow(const DistillLossSpec& spec, int64_t r, std::vector<double>& grad_row,
+                    double coef) {
   const int64_t V = spec.vocab;
   const float* s = static_cast<const float*>(spec.student) + r * V;
   const double tau = spec.temperature;
@@ -36,7 +38,8 @@ double ReferenceRow(const DistillLossSpec& spec, int64_t r, std::vector<double>&
   for (int64_t j = 0; j < V; ++j) sum1 += std::exp(s[j] - m), sumt_s += std::exp((s[j] - m) / tau);
   const double lse = m + std::log(sum1);
   std::vector<double> q(V), soft(V);
-  for (int64_t j = 0; j < V; ++j) q[j] = std::exp((s[j] - m) / tau) / sumt_s, soft[j] = std::exp(s[j] - lse);
+  for (int64_t j = 0; j < V; ++j)
+    q[j] = std::exp((s[j] - m) / tau) / sumt_s, soft[j] = std::exp(s[j] - lse);
   grad_row.assign(V, 0.0);
   const float w = spec.row_weights ? spec.row_weights[r] : 1.0f;
   double ce = 0, kd = 0;
@@ -49,7 +52,8 @@ double ReferenceRow(const DistillLossSpec& spec, int64_t r, std::vector<double>&
     mean_s /= V;
     ce = (1 - eps) * (lse - s[y]) + eps * (lse - mean_s) + spec.z_loss * lse * lse;
     for (int64_t j = 0; j < V; ++j) {
-      grad_row[j] += coef * spec.ce_weight * (soft[j] * (1 + 2 * spec.z_loss * lse) - eps / V - (j == y ? 1 - eps : 0));
+      grad_row[j] += coef * spec.ce_weight *
+                     (soft[j] * (1 + 2 * spec.z_loss * lse) - eps / V - (j == y ? 1 - eps : 0));
     }
   }
   if (spec.teacher_kind != sdvp::TeacherKind::kNone) {
@@ -71,9 +75,11 @@ double ReferenceRow(const DistillLossSpec& spec, int64_t r, std::vector<double>&
         covered += std::exp(static_cast<double>(spec.topk_logprobs[r * k + i]));
         logits.push_back(spec.topk_logprobs[r * k + i] / tau);
       }
-      const double missing = spec.topk_missing == sdvp::TopKMissing::kTailBucket ? std::max(0.0, 1 - covered) : 0.0;
+      const double missing =
+          spec.topk_missing == sdvp::TopKMissing::kTailBucket ? std::max(0.0, 1 - covered) : 0.0;
       if (k < V) logits.push_back(missing > 0 ? std::log(missing) / tau : -INFINITY);
-      for (int64_t j = 0; j < V; ++j) if (cat[j] < 0) cat[j] = k;
+      for (int64_t j = 0; j < V; ++j)
+        if (cat[j] < 0) cat[j] = k;
       double mx = -INFINITY, z = 0;
       for (double l : logits) mx = std::max(mx, l);
       for (double l : logits) z += std::exp(l - mx);
@@ -104,7 +110,8 @@ double ReferenceRow(const DistillLossSpec& spec, int64_t r, std::vector<double>&
       }
     }
     double mean_g = 0;
-    for (size_t c = 0; c < C; ++c) if (qc[c] > 0) mean_g += qc[c] * g[c];
+    for (size_t c = 0; c < C; ++c)
+      if (qc[c] > 0) mean_g += qc[c] * g[c];
     const double kd_scale = spec.kd_weight * (spec.t2 ? tau * tau : 1.0);
     for (int64_t j = 0; j < V; ++j) {
       const double gz = q[j] > 0 ? q[j] * (g[cat[j]] - mean_g) : 0;
@@ -134,7 +141,8 @@ void RunCase(const Case& c, std::mt19937& rng) {
   for (auto& x : weights) x = std::uniform_real_distribution<float>(0.0f, 2.0f)(rng);
   std::vector<int32_t> labels(c.rows), idx;
   std::vector<float> lp;
-  for (int64_t r = 0; r < c.rows; ++r) labels[r] = r % 5 == 4 ? -100 : static_cast<int32_t>(rng() % c.vocab);
+  for (int64_t r = 0; r < c.rows; ++r)
+    labels[r] = r % 5 == 4 ? -100 : static_cast<int32_t>(rng() % c.vocab);
   DistillLossSpec spec;
   spec.rows = c.rows;
   spec.vocab = c.vocab;
@@ -147,7 +155,8 @@ void RunCase(const Case& c, std::mt19937& rng) {
       for (int64_t j = 0; j < c.vocab; ++j) perm[j] = static_cast<int32_t>(j);
       std::shuffle(perm.begin(), perm.end(), rng);
       double mx = -INFINITY, z = 0;
-      for (int64_t j = 0; j < c.vocab; ++j) mx = std::max(mx, static_cast<double>(t[r * c.vocab + j]));
+      for (int64_t j = 0; j < c.vocab; ++j)
+        mx = std::max(mx, static_cast<double>(t[r * c.vocab + j]));
       for (int64_t j = 0; j < c.vocab; ++j) z += std::exp(t[r * c.vocab + j] - mx);
       for (int64_t i = 0; i < c.topk; ++i) {
         idx.push_back(perm[i]);
@@ -173,9 +182,9 @@ void RunCase(const Case& c, std::mt19937& rng) {
   spec.grad_scale = 1.5f;
   const sdvp::DistillLossResult result = sdvp::distill_loss_cpu(spec);
   const std::string name = "rows=" + std::to_string(c.rows) + " vocab=" + std::to_string(c.vocab) +
-                           " teacher=" + std::to_string(static_cast<int>(c.teacher)) + " div=" +
-                           std::to_string(static_cast<int>(c.divergence)) + " tau=" + std::to_string(c.tau) +
-                           " topk=" + std::to_string(c.topk);
+                           " teacher=" + std::to_string(static_cast<int>(c.teacher)) +
+                           " div=" + std::to_string(static_cast<int>(c.divergence)) +
+                           " tau=" + std::to_string(c.tau) + " topk=" + std::to_string(c.topk);
   Check(result.status == sdvp::Status::kOk, name + ": status");
   double total = 0, max_ref = 0, max_err = 0;
   const double norm = result.normalizer;
@@ -192,13 +201,14 @@ void RunCase(const Case& c, std::mt19937& rng) {
     }
   }
   const double ref_loss = total / norm;
-  // Relative 1e-5, with an absolute floor at float rounding of O(1) terms (V = 1 rows cancel exactly).
+  // Relative 1e-5, with an absolute floor at float rounding of O(1) terms (V = 1 rows cancel
+  // exactly).
   const double loss_err = std::fabs(result.loss - ref_loss);
   Check(loss_err <= 1e-5 * std::fabs(ref_loss) + 1e-7,
-        name + ": loss err " + std::to_string(loss_err) + " ref " + std::to_string(ref_loss) + " got " +
-            std::to_string(result.loss));
-  Check(max_err <= 1e-5 * max_ref + 1e-6, name + ": grad max err " + std::to_string(max_err) + " of max " +
-                                              std::to_string(max_ref));
+        name + ": loss err " + std::to_string(loss_err) + " ref " + std::to_string(ref_loss) +
+            " got " + std::to_string(result.loss));
+  Check(max_err <= 1e-5 * max_ref + 1e-6,
+        name + ": grad max err " + std::to_string(max_err) + " of max " + std::to_string(max_ref));
   bool all_written = true;
   for (float g : grad) all_written = all_written && !std::isnan(g);
   Check(all_written, name + ": every gradient element written");
@@ -213,7 +223,8 @@ void TestStatuses() {
   spec.student = s.data();
   spec.labels = labels.data();
   auto result = sdvp::distill_loss_cpu(spec);
-  Check(result.status == sdvp::Status::kLabelOutOfRange && result.bad_row == 2 && result.bad_value == 9,
+  Check(result.status == sdvp::Status::kLabelOutOfRange && result.bad_row == 2 &&
+            result.bad_value == 9,
         "label out of range reported with its row and value");
   labels = {-100, -100, -100};
   std::vector<float> grad(12, 7.0f);
@@ -221,7 +232,8 @@ void TestStatuses() {
   result = sdvp::distill_loss_cpu(spec);
   bool zero = true;
   for (float g : grad) zero = zero && g == 0.0f;
-  Check(result.status == sdvp::Status::kOk && result.loss == 0.0 && zero, "all-ignored batch: loss 0, zero gradient");
+  Check(result.status == sdvp::Status::kOk && result.loss == 0.0 && zero,
+        "all-ignored batch: loss 0, zero gradient");
   labels = {1, 2, 3};
   s[5] = std::numeric_limits<float>::quiet_NaN();
   result = sdvp::distill_loss_cpu(spec);
@@ -238,20 +250,23 @@ int main() {
     for (int64_t rows : {1, 3, 17}) {
       for (DV div : {DV::kForwardKL, DV::kReverseKL, DV::kJSD}) {
         for (float tau : {1.0f, 2.0f}) {
-          RunCase({rows, vocab, TK::kDense, div, tau, true, 0, sdvp::TopKMissing::kTailBucket}, rng);
+          RunCase({rows, vocab, TK::kDense, div, tau, true, 0, sdvp::TopKMissing::kTailBucket},
+                  rng);
           RunCase({rows, vocab, TK::kNone, div, tau, true, 0, sdvp::TopKMissing::kTailBucket}, rng);
           const int64_t k = std::max<int64_t>(1, vocab / 3);
           RunCase({rows, vocab, TK::kTopK, div, tau, true, k, sdvp::TopKMissing::kTailBucket}, rng);
-          RunCase({rows, vocab, TK::kTopK, div, tau, false, vocab, sdvp::TopKMissing::kRenormalize}, rng);
+          RunCase({rows, vocab, TK::kTopK, div, tau, false, vocab, sdvp::TopKMissing::kRenormalize},
+                  rng);
           if (div != DV::kReverseKL) {
-            RunCase({rows, vocab, TK::kTopK, div, tau, true, k, sdvp::TopKMissing::kRenormalize}, rng);
+            RunCase({rows, vocab, TK::kTopK, div, tau, true, k, sdvp::TopKMissing::kRenormalize},
+                    rng);
           }
         }
       }
     }
   }
   TestStatuses();
-  std::printf("kernel tests: %s (%d failures), SIMD target %s\n", failures == 0 ? "ok" : "FAILED", failures,
-              sdvp::cpu_simd_target());
+  std::printf("kernel tests: %s (%d failures), SIMD target %s\n", failures == 0 ? "ok" : "FAILED",
+              failures, sdvp::cpu_simd_target());
   return failures == 0 ? 0 : 1;
 }
