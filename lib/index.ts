@@ -6,3 +6,4 @@ export { SdvpError } from './errors/sdvp-error';
 export type { SdvpErrorCode, SdvpErrorDetails } from './errors/sdvp-error';
 export { loadNative } from './native/load-native';
 export * from './program';
+export * from './models';

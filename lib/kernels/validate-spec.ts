@@ -13,11 +13,8 @@ import type {
   TopKTeacher,
 } from './distill-loss-types';
 
-const SPEC_FIELDS = new Set([
-  'student',
-  'rows',
-  'vocab',
-  'dtype',
+/** The option fields of the objective (everything but the logits, outputs and threads). */
+export const OBJECTIVE_FIELDS: ReadonlySet<string> = new Set([
   'teacher',
   'labels',
   'ignoreIndex',
@@ -32,8 +29,16 @@ const SPEC_FIELDS = new Set([
   'rowWeights',
   'reduction',
   'normalizer',
-  'grad',
   'gradScale',
+]);
+
+const SPEC_FIELDS = new Set([
+  ...OBJECTIVE_FIELDS,
+  'student',
+  'rows',
+  'vocab',
+  'dtype',
+  'grad',
   'stats',
   'threads',
 ]);

@@ -1,5 +1,6 @@
 // Builds the built-in architectures: layer modules and the models' methods are TorchScript source
-// compiled with Module::define; parameters are registered and initialised here from a seeded generator.
+// compiled with Module::define; parameters are registered and initialised here from a seeded
+// generator.
 #include "builtin_architectures.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -18,7 +19,8 @@ using torch::jit::Module;
 
 // Everything one build shares: the compilation unit its types live in and the random generator.
 struct Builder {
-  std::shared_ptr<torch::jit::CompilationUnit> unit = std::make_shared<torch::jit::CompilationUnit>();
+  std::shared_ptr<torch::jit::CompilationUnit> unit =
+      std::make_shared<torch::jit::CompilationUnit>();
   at::Generator generator;
 
   explicit Builder(uint64_t seed) : generator(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
@@ -55,10 +57,11 @@ def forward(self, tokens: Tensor) -> Tensor:
 // A 3x3 (or k x k) convolution, Kaiming-normal for a ReLU that follows.
 Module conv2d(Builder& b, int64_t in, int64_t out, int64_t kernel, int64_t stride) {
   Module m = b.module("Conv2d");
-  m.register_parameter("weight",
-                       parameter(b.normal({out, in, kernel, kernel},
-                                          std::sqrt(2.0 / static_cast<double>(in * kernel * kernel)))),
-                       false);
+  m.register_parameter(
+      "weight",
+      parameter(b.normal({out, in, kernel, kernel},
+                         std::sqrt(2.0 / static_cast<double>(in * kernel * kernel)))),
+      false);
   m.register_parameter("bias", parameter(at::zeros({out})), false);
   m.register_attribute("stride", c10::IntType::get(), stride);
   m.register_attribute("padding", c10::IntType::get(), kernel / 2);
@@ -69,7 +72,8 @@ Module conv2d(Builder& b, int64_t in, int64_t out, int64_t kernel, int64_t strid
 // A linear layer; `gain` 2 for one followed by a ReLU (Kaiming), 1 for an output head.
 Module linear(Builder& b, int64_t in, int64_t out, double gain) {
   Module m = b.module("Linear");
-  m.register_parameter("weight", parameter(b.normal({out, in}, std::sqrt(gain / static_cast<double>(in)))), false);
+  m.register_parameter(
+      "weight", parameter(b.normal({out, in}, std::sqrt(gain / static_cast<double>(in)))), false);
   m.register_parameter("bias", parameter(at::zeros({out})), false);
   m.define(kLinearSource);
   return m;
@@ -108,7 +112,8 @@ void register_strings(Module& m, const std::string& name, const std::vector<std:
 
 void register_common(Module& m, const ArchitectureConfig& config) {
   m.register_attribute("architecture", c10::StringType::get(), config.architecture);
-  m.register_attribute("config", c10::StringType::get(), config.config_json.empty() ? "{}" : config.config_json);
+  m.register_attribute("config", c10::StringType::get(),
+                       config.config_json.empty() ? "{}" : config.config_json);
 }
 
 void require(bool condition, const std::string& message) {
@@ -148,19 +153,24 @@ def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
 )";
 
 Module tiny_vlm(Builder& b, const ArchitectureConfig& c) {
-  require(c.token_vocab.size() >= 2, "tiny-vlm needs a token vocabulary of at least 2 entries (index 0 pads)");
+  require(c.token_vocab.size() >= 2,
+          "tiny-vlm needs a token vocabulary of at least 2 entries (index 0 pads)");
   require(!c.answer_vocab.empty(), "tiny-vlm needs a non-empty answer vocabulary");
-  require(c.dim > 0 && c.hidden > 0 && c.grid_size > 0 && c.max_tokens > 0, "tiny-vlm sizes must be positive");
+  require(c.dim > 0 && c.hidden > 0 && c.grid_size > 0 && c.max_tokens > 0,
+          "tiny-vlm sizes must be positive");
   const int64_t cells = c.grid_size * c.grid_size;
   Module m = b.module("TinyVLM");
   m.register_module("encoder", conv_encoder(b, c.channels));
   m.register_module("cell_proj", linear(b, c.channels.back(), c.dim, 1.0));
   m.register_parameter("cell_position", parameter(b.normal({cells, c.dim}, 0.02)), false);
-  m.register_module("token_embedding", embedding(b, static_cast<int64_t>(c.token_vocab.size()), c.dim));
-  m.register_parameter("position_embedding", parameter(b.normal({c.max_tokens, c.dim}, 0.02)), false);
+  m.register_module("token_embedding",
+                    embedding(b, static_cast<int64_t>(c.token_vocab.size()), c.dim));
+  m.register_parameter("position_embedding", parameter(b.normal({c.max_tokens, c.dim}, 0.02)),
+                       false);
   m.register_module("query_proj", linear(b, c.dim, c.dim, 2.0));
   m.register_module("fuse", linear(b, 3 * c.dim, c.hidden, 2.0));
-  m.register_module("answer_head", linear(b, c.hidden, static_cast<int64_t>(c.answer_vocab.size()), 1.0));
+  m.register_module("answer_head",
+                    linear(b, c.hidden, static_cast<int64_t>(c.answer_vocab.size()), 1.0));
   register_strings(m, "token_vocab", c.token_vocab);
   register_strings(m, "answer_vocab", c.answer_vocab);
   m.register_attribute("grid_size", c10::IntType::get(), c.grid_size);
@@ -220,7 +230,8 @@ Module grid_detector(Builder& b, const ArchitectureConfig& c) {
   m.register_module("encoder", conv_encoder(b, c.channels));
   m.register_module("cell_hidden", linear(b, c.channels.back(), c.hidden, 2.0));
   m.register_parameter("cell_position", parameter(b.normal({cells, c.hidden}, 0.02)), false);
-  m.register_module("cell_head", linear(b, c.hidden, static_cast<int64_t>(c.labels.size()) + 1, 1.0));
+  m.register_module("cell_head",
+                    linear(b, c.hidden, static_cast<int64_t>(c.labels.size()) + 1, 1.0));
   register_strings(m, "labels", c.labels);
   m.register_attribute("grid_size", c10::IntType::get(), c.grid_size);
   m.register_attribute("image_size", c10::IntType::get(), c.image_size);
@@ -238,8 +249,9 @@ torch::jit::Module build_architecture(const ArchitectureConfig& config) {
   if (config.architecture == "tiny-vlm") return tiny_vlm(builder, config);
   if (config.architecture == "cnn-classifier") return cnn_classifier(builder, config);
   if (config.architecture == "grid-detector") return grid_detector(builder, config);
-  throw RuntimeError("ERR_SDVP_OPTION", "unknown architecture '" + config.architecture +
-                                            "' (built in: tiny-vlm, cnn-classifier, grid-detector)");
+  throw RuntimeError("ERR_SDVP_OPTION",
+                     "unknown architecture '" + config.architecture +
+                         "' (built in: tiny-vlm, cnn-classifier, grid-detector)");
 }
 
 }  // namespace sdvp::torch_runtime

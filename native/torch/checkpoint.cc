@@ -40,15 +40,18 @@ std::string encode_training_state(const Model::Impl& impl) {
 
 void decode_training_state(Model::Impl& impl, const std::string& pickled) {
   translate_errors("ERR_SDVP_MODEL_FILE", "the checkpoint's training state is unreadable", [&] {
-    const c10::IValue value = torch::jit::pickle_load(std::vector<char>(pickled.begin(), pickled.end()));
+    const c10::IValue value =
+        torch::jit::pickle_load(std::vector<char>(pickled.begin(), pickled.end()));
     if (!value.isGenericDict()) throw RuntimeError("ERR_SDVP_MODEL_FILE", "it is not a dict");
     const c10::impl::GenericDict dict = value.toGenericDict();
     auto get = [&](const char* key) {
       auto found = dict.find(key);
-      if (found == dict.end()) throw RuntimeError("ERR_SDVP_MODEL_FILE", std::string("it lacks '") + key + "'");
+      if (found == dict.end())
+        throw RuntimeError("ERR_SDVP_MODEL_FILE", std::string("it lacks '") + key + "'");
       return found->value();
     };
-    if (get("format").toStringRef() != "sdvp-checkpoint" || get("version").toInt() > kFormatVersion) {
+    if (get("format").toStringRef() != "sdvp-checkpoint" ||
+        get("version").toInt() > kFormatVersion) {
       throw RuntimeError("ERR_SDVP_MODEL_FILE", "it is of an unknown format or a newer version");
     }
     const int64_t step = get("step").toInt();
@@ -73,7 +76,8 @@ std::string serialize_model(Model::Impl& impl, bool with_training_state) {
   torch::jit::ExtraFilesMap extra;
   if (with_training_state) extra[kTrainerStateFile] = encode_training_state(impl);
   std::ostringstream out;
-  translate_errors("ERR_SDVP_TORCH", "saving the module failed", [&] { impl.module.save(out, extra); });
+  translate_errors("ERR_SDVP_TORCH", "saving the module failed",
+                   [&] { impl.module.save(out, extra); });
   return out.str();
 }
 

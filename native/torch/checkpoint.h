@@ -1,5 +1,6 @@
 // Checkpoints: a normal TorchScript file whose extra file `sdvp_trainer.pkl` holds the optimizer's
-// settings and state, the step counter and the frozen parameters (Python's torch.jit.load ignores it).
+// settings and state, the step counter and the frozen parameters (Python's torch.jit.load ignores
+// it).
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
-// Model: loading, creating, describing, running (without autograd) and saving TorchScript modules, with
-// every LibTorch failure turned into a coded RuntimeError.
+// Model: loading, creating, describing, running (without autograd) and saving TorchScript modules,
+// with every LibTorch failure turned into a coded RuntimeError.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include "model_impl.h"
 #include "name_patterns.h"
 #include "runtime_error.h"
-#include "runtime_threads.h"
+#include "runtime_settings.h"
 #include "tensor_convert.h"
 
 namespace sdvp::torch_runtime {
@@ -37,12 +37,14 @@ MethodInfo describe_method(const torch::jit::Method& method) {
   info.name = method.name();
   const c10::FunctionSchema& schema = method.function().getSchema();
   const auto& arguments = schema.arguments();
-  for (size_t i = 1; i < arguments.size(); ++i) info.arguments.push_back(describe_argument(arguments[i]));
+  for (size_t i = 1; i < arguments.size(); ++i)
+    info.arguments.push_back(describe_argument(arguments[i]));
   if (schema.returns().size() == 1) {
     info.returns = schema.returns()[0].type()->annotation_str();
   } else {
     std::string joined;
-    for (const auto& ret : schema.returns()) joined += (joined.empty() ? "" : ", ") + ret.type()->annotation_str();
+    for (const auto& ret : schema.returns())
+      joined += (joined.empty() ? "" : ", ") + ret.type()->annotation_str();
     info.returns = "(" + joined + ")";
   }
   std::ostringstream schema_text;
@@ -61,18 +63,21 @@ void check_arguments(const torch::jit::Method& method, size_t count) {
   const size_t total = arguments.size() - 1;
   if (count < required || count > total) {
     std::string list;
-    for (size_t i = 1; i < arguments.size(); ++i) list += (list.empty() ? "" : ", ") + describe_argument(arguments[i]);
-    throw RuntimeError("ERR_SDVP_ARG", "method '" + method.name() + "' takes " +
-                                           (required == total ? std::to_string(total)
-                                                              : std::to_string(required) + " to " + std::to_string(total)) +
-                                           " input(s) (" + list + "), but " + std::to_string(count) +
-                                           " were given");
+    for (size_t i = 1; i < arguments.size(); ++i)
+      list += (list.empty() ? "" : ", ") + describe_argument(arguments[i]);
+    throw RuntimeError(
+        "ERR_SDVP_ARG",
+        "method '" + method.name() + "' takes " +
+            (required == total ? std::to_string(total)
+                               : std::to_string(required) + " to " + std::to_string(total)) +
+            " input(s) (" + list + "), but " + std::to_string(count) + " were given");
   }
   for (size_t i = 0; i < count; ++i) {
     const c10::TypePtr& type = arguments[i + 1].type();
     if (!c10::TensorType::get()->isSubtypeOf(*type)) {
-      throw RuntimeError("ERR_SDVP_ARG", "input " + std::to_string(i) + " of method '" + method.name() +
-                                             "' is " + describe_argument(arguments[i + 1]) +
+      throw RuntimeError("ERR_SDVP_ARG", "input " + std::to_string(i) + " of method '" +
+                                             method.name() + "' is " +
+                                             describe_argument(arguments[i + 1]) +
                                              ", which a tensor cannot be passed as");
     }
   }
@@ -86,7 +91,8 @@ c10::IValue concat_outputs(const std::vector<c10::IValue>& parts) {
     std::vector<at::Tensor> tensors;
     for (const auto& part : parts) {
       if (!part.isTensor() || part.toTensor().dim() == 0) {
-        throw RuntimeError("ERR_SDVP_ARG", "batchSize needs a method whose outputs are batched along dimension 0");
+        throw RuntimeError("ERR_SDVP_ARG",
+                           "batchSize needs a method whose outputs are batched along dimension 0");
       }
       tensors.push_back(part.toTensor());
     }
@@ -103,14 +109,16 @@ c10::IValue concat_outputs(const std::vector<c10::IValue>& parts) {
       std::vector<c10::IValue> column;
       for (const auto& part : parts) {
         auto elements = elements_of(part);
-        if (elements.size() != count) throw RuntimeError("ERR_SDVP_ARG", "chunk outputs differ in structure");
+        if (elements.size() != count)
+          throw RuntimeError("ERR_SDVP_ARG", "chunk outputs differ in structure");
         column.push_back(elements[i]);
       }
       combined.push_back(concat_outputs(column));
     }
     return c10::ivalue::Tuple::create(std::move(combined));
   }
-  throw RuntimeError("ERR_SDVP_ARG", "batchSize needs a method that returns tensors (or tuples of them)");
+  throw RuntimeError("ERR_SDVP_ARG",
+                     "batchSize needs a method that returns tensors (or tuples of them)");
 }
 
 std::unique_ptr<Model::Impl> new_impl(torch::jit::Module module, const c10::Device& device) {
@@ -125,9 +133,10 @@ std::unique_ptr<Model::Impl> new_impl(torch::jit::Module module, const c10::Devi
 torch::jit::Method find_method(const torch::jit::Module& module, const std::string& name) {
   if (auto method = module.find_method(name)) return *method;
   std::string names;
-  for (const auto& method : module.get_methods()) names += (names.empty() ? "" : ", ") + method.name();
-  throw RuntimeError("ERR_SDVP_MODEL_METHOD",
-                     "the module has no method '" + name + "' (it has: " + (names.empty() ? "none" : names) + ")");
+  for (const auto& method : module.get_methods())
+    names += (names.empty() ? "" : ", ") + method.name();
+  throw RuntimeError("ERR_SDVP_MODEL_METHOD", "the module has no method '" + name + "' (it has: " +
+                                                  (names.empty() ? "none" : names) + ")");
 }
 
 c10::Device parse_device(const std::string& device) {
@@ -135,28 +144,34 @@ c10::Device parse_device(const std::string& device) {
   try {
     parsed = c10::Device(device);
   } catch (const std::exception&) {
-    throw RuntimeError("ERR_SDVP_ARG", "device must be 'cpu', 'cuda' or 'cuda:N', but received '" + device + "'");
+    throw RuntimeError("ERR_SDVP_ARG",
+                       "device must be 'cpu', 'cuda' or 'cuda:N', but received '" + device + "'");
   }
   if (parsed.is_cuda()) {
     if (!torch::cuda::is_available()) {
-      throw RuntimeError("ERR_SDVP_NO_CUDA", "device '" + device + "' was asked for, but LibTorch sees no CUDA device "
-                                             "(a CPU-only LibTorch, or no GPU)");
+      throw RuntimeError("ERR_SDVP_NO_CUDA",
+                         "device '" + device +
+                             "' was asked for, but LibTorch sees no CUDA device "
+                             "(a CPU-only LibTorch, or no GPU)");
     }
     const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
     if (parsed.has_index() && parsed.index() >= count) {
-      throw RuntimeError("ERR_SDVP_ARG", "device '" + device + "' does not exist (" + std::to_string(count) +
-                                             " CUDA device(s))");
+      throw RuntimeError("ERR_SDVP_ARG", "device '" + device + "' does not exist (" +
+                                             std::to_string(count) + " CUDA device(s))");
     }
     if (!parsed.has_index()) parsed = c10::Device(at::kCUDA, 0);
   } else if (!parsed.is_cpu()) {
-    throw RuntimeError("ERR_SDVP_ARG", "device must be 'cpu', 'cuda' or 'cuda:N', but received '" + device + "'");
+    throw RuntimeError("ERR_SDVP_ARG",
+                       "device must be 'cpu', 'cuda' or 'cuda:N', but received '" + device + "'");
   }
   return parsed;
 }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw RuntimeError("ERR_SDVP_MODEL_FILE", "cannot open model file '" + path + "': " + errno_text());
+  if (!in)
+    throw RuntimeError("ERR_SDVP_MODEL_FILE",
+                       "cannot open model file '" + path + "': " + errno_text());
   std::ostringstream bytes;
   bytes << in.rdbuf();
   if (in.bad()) throw RuntimeError("ERR_SDVP_MODEL_FILE", "cannot read model file '" + path + "'");
@@ -168,7 +183,8 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   const std::string temporary =
       path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw RuntimeError("ERR_SDVP_IO", "cannot create '" + temporary + "': " + errno_text());
+  if (fd < 0)
+    throw RuntimeError("ERR_SDVP_IO", "cannot create '" + temporary + "': " + errno_text());
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
@@ -189,11 +205,13 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   if (::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = errno_text();
     ::unlink(temporary.c_str());
-    throw RuntimeError("ERR_SDVP_IO", "cannot rename '" + temporary + "' to '" + path + "': " + reason);
+    throw RuntimeError("ERR_SDVP_IO",
+                       "cannot rename '" + temporary + "' to '" + path + "': " + reason);
   }
   // Make the rename itself durable.
   const size_t slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string folder =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
     ::fsync(dir);
@@ -204,10 +222,11 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 std::unique_ptr<Model::Impl> load_impl(const std::string& bytes, const c10::Device& device,
                                        const std::string& what) {
   torch::jit::ExtraFilesMap extra{{kTrainerStateFile, ""}};
-  torch::jit::Module module = translate_errors("ERR_SDVP_MODEL_FILE", "cannot load " + what + " as TorchScript", [&] {
-    std::istringstream in(bytes);
-    return torch::jit::load(in, device, extra);
-  });
+  torch::jit::Module module =
+      translate_errors("ERR_SDVP_MODEL_FILE", "cannot load " + what + " as TorchScript", [&] {
+        std::istringstream in(bytes);
+        return torch::jit::load(in, device, extra);
+      });
   auto impl = new_impl(std::move(module), device);
   const std::string& state = extra[kTrainerStateFile];
   if (!state.empty()) decode_training_state(*impl, state);
@@ -217,7 +236,8 @@ std::unique_ptr<Model::Impl> load_impl(const std::string& bytes, const c10::Devi
 
 NamedTensors Model::Impl::named_parameters() const {
   NamedTensors out;
-  for (const auto& named : module.named_parameters(/*recurse=*/true)) out.emplace_back(named.name, named.value);
+  for (const auto& named : module.named_parameters(/*recurse=*/true))
+    out.emplace_back(named.name, named.value);
   return out;
 }
 
@@ -244,10 +264,13 @@ void Model::Impl::refresh_metadata() {
     try {
       attributes.emplace_back(name, to_host_value(module.attr(name)));
     } catch (const std::exception&) {
-      // An attribute of a type JavaScript cannot hold (an object, a tensor list...) is not described.
+      // An attribute of a type JavaScript cannot hold (an object, a tensor list...) is not
+      // described.
     }
   }
+  training_mode = -1;  // a new module (load, checkpoint) is in whatever mode it was saved in
   std::lock_guard<std::mutex> lock(meta_mutex);
+  ++trainable_generation;
   parameter_info = std::move(parameters);
   method_info = std::move(methods);
   attribute_values = std::move(attributes);
@@ -258,7 +281,9 @@ void Model::Impl::apply_trainable() {
   std::vector<ParameterInfo> info;
   {
     std::lock_guard<std::mutex> lock(meta_mutex);
+    if (trainable_applied == trainable_generation) return;
     info = parameter_info;
+    trainable_applied = trainable_generation;
   }
   const NamedTensors parameters = named_parameters();
   for (size_t i = 0; i < parameters.size() && i < info.size(); ++i) {
@@ -269,35 +294,46 @@ void Model::Impl::apply_trainable() {
   }
 }
 
+void Model::Impl::set_training(bool on) {
+  if (training_mode == (on ? 1 : 0)) return;
+  module.train(on);
+  training_mode = on ? 1 : 0;
+}
+
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
 std::shared_ptr<Model> Model::load_file(const std::string& path, const std::string& device) {
+  tune_allocator_once();
   const c10::Device parsed = parse_device(device);
   const std::string bytes = read_file(path);
   return std::shared_ptr<Model>(new Model(load_impl(bytes, parsed, "'" + path + "'")));
 }
 
-std::shared_ptr<Model> Model::load_bytes(const std::vector<uint8_t>& bytes, const std::string& device) {
+std::shared_ptr<Model> Model::load_bytes(const std::vector<uint8_t>& bytes,
+                                         const std::string& device) {
+  tune_allocator_once();
   const c10::Device parsed = parse_device(device);
   return std::shared_ptr<Model>(
       new Model(load_impl(std::string(bytes.begin(), bytes.end()), parsed, "the buffer")));
 }
 
 std::shared_ptr<Model> Model::create(const ArchitectureConfig& config, const std::string& device) {
+  tune_allocator_once();
   const c10::Device parsed = parse_device(device);
-  torch::jit::Module module = translate_errors("ERR_SDVP_TORCH", "creating '" + config.architecture + "' failed", [&] {
-    torch::jit::Module built = build_architecture(config);
-    built.to(parsed);
-    return built;
-  });
+  torch::jit::Module module =
+      translate_errors("ERR_SDVP_TORCH", "creating '" + config.architecture + "' failed", [&] {
+        torch::jit::Module built = build_architecture(config);
+        built.to(parsed);
+        return built;
+      });
   auto impl = new_impl(std::move(module), parsed);
   impl->refresh_metadata();
   return std::shared_ptr<Model>(new Model(std::move(impl)));
 }
 
-HostValue Model::call(const std::string& method_name, const std::vector<HostTensor>& inputs, int64_t batch_size,
-                      const volatile int32_t* cancel) {
+HostValue Model::call(const std::string& method_name, const std::vector<HostTensor>& inputs,
+                      int64_t batch_size, const volatile int32_t* cancel) {
   std::lock_guard<std::mutex> run(impl_->run_mutex);
   apply_thread_settings();
   return translate_errors("ERR_SDVP_TORCH", "method '" + method_name + "' failed", [&] {
@@ -306,12 +342,13 @@ HostValue Model::call(const std::string& method_name, const std::vector<HostTens
     std::vector<at::Tensor> tensors;
     for (const HostTensor& input : inputs) tensors.push_back(to_input_tensor(input, impl_->device));
     const c10::NoGradGuard no_grad;
-    impl_->module.eval();
+    impl_->set_training(false);
     int64_t rows = -1;
     if (batch_size > 0) {
       for (const at::Tensor& tensor : tensors) {
         if (tensor.dim() == 0 || (rows >= 0 && tensor.size(0) != rows)) {
-          throw RuntimeError("ERR_SDVP_SHAPE", "batchSize needs every input to share its first dimension");
+          throw RuntimeError("ERR_SDVP_SHAPE",
+                             "batchSize needs every input to share its first dimension");
         }
         rows = tensor.size(0);
       }
@@ -345,16 +382,19 @@ void Model::save_checkpoint(const std::string& path) {
 void Model::load_checkpoint(const std::string& path) {
   std::lock_guard<std::mutex> run(impl_->run_mutex);
   // Everything is read into a new state first; the live model changes only once that succeeded.
-  std::unique_ptr<Impl> loaded = load_impl(read_file(path), impl_->device, "checkpoint '" + path + "'");
+  std::unique_ptr<Impl> loaded =
+      load_impl(read_file(path), impl_->device, "checkpoint '" + path + "'");
   const NamedTensors old_parameters = impl_->named_parameters();
   const NamedTensors new_parameters = loaded->named_parameters();
   if (old_parameters.size() != new_parameters.size()) {
-    throw RuntimeError("ERR_SDVP_MODEL_FILE", "checkpoint '" + path + "' holds a model with other parameters");
+    throw RuntimeError("ERR_SDVP_MODEL_FILE",
+                       "checkpoint '" + path + "' holds a model with other parameters");
   }
   for (size_t i = 0; i < old_parameters.size(); ++i) {
     if (old_parameters[i].first != new_parameters[i].first ||
         !old_parameters[i].second.sizes().equals(new_parameters[i].second.sizes())) {
-      throw RuntimeError("ERR_SDVP_MODEL_FILE", "checkpoint '" + path + "' does not fit this model: parameter '" +
+      throw RuntimeError("ERR_SDVP_MODEL_FILE", "checkpoint '" + path +
+                                                    "' does not fit this model: parameter '" +
                                                     new_parameters[i].first + "' differs");
     }
   }
@@ -387,6 +427,7 @@ int64_t Model::set_trainable(const std::vector<ParamGroupRule>& patterns, bool t
   for (const ParamGroupRule& rule : patterns) compiled.emplace_back(rule);
   std::lock_guard<std::mutex> lock(impl_->meta_mutex);
   int64_t matched = 0;
+  ++impl_->trainable_generation;
   for (ParameterInfo& info : impl_->parameter_info) {
     for (const NamePattern& pattern : compiled) {
       if (pattern.matches(info.name)) {

@@ -1,5 +1,6 @@
 // The state behind a Model: the TorchScript module, its device, its training state and the cached
-// description the metadata methods serve. Shared by model_handle.cc, train_step.cc and checkpoint.cc.
+// description the metadata methods serve. Shared by model_handle.cc, train_step.cc and
+// checkpoint.cc.
 #pragma once
 
 #include <torch/script.h>
@@ -29,11 +30,17 @@ struct Model::Impl {
   std::vector<MethodInfo> method_info;
   std::vector<std::pair<std::string, HostValue>> attribute_values;
   std::optional<OptimizerConfig> optimizer_config;  // a copy of optimizer->config()
+  int64_t trainable_generation = 0;  // bumped by every change of parameter_info's trainable flags
+  int64_t trainable_applied = -1;    // the generation apply_trainable() last applied
+  int training_mode = -1;            // under run_mutex: 1 train, 0 eval, -1 unknown
 
   // Rebuilds the description from the module (trainable flags from requires_grad).
   void refresh_metadata();
-  // Under run_mutex: sets each parameter's requires_grad from parameter_info.
+  // Under run_mutex: sets each parameter's requires_grad from parameter_info (when it changed).
   void apply_trainable();
+  // Under run_mutex: the module's training flag (a walk over all submodules, so only when it
+  // changes).
+  void set_training(bool on);
   NamedTensors named_parameters() const;
 };
 
@@ -51,8 +58,8 @@ std::unique_ptr<Model::Impl> load_impl(const std::string& bytes, const c10::Devi
 // Reads a whole file; throws RuntimeError(ERR_SDVP_MODEL_FILE) when it cannot be read.
 std::string read_file(const std::string& path);
 
-// Writes `bytes` to `path` atomically: a temporary name beside it, fsync, rename, fsync of the folder.
-// Throws RuntimeError(ERR_SDVP_IO).
+// Writes `bytes` to `path` atomically: a temporary name beside it, fsync, rename, fsync of the
+// folder. Throws RuntimeError(ERR_SDVP_IO).
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
 }  // namespace sdvp::torch_runtime

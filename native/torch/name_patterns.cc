@@ -30,10 +30,12 @@ std::string glob_to_regex(const std::string& glob) {
 
 NamePattern::NamePattern(const ParamGroupRule& rule) : whole_(!rule.is_regex) {
   try {
-    regex_ = std::regex(rule.is_regex ? rule.pattern : glob_to_regex(rule.pattern), std::regex::ECMAScript);
+    regex_ = std::regex(rule.is_regex ? rule.pattern : glob_to_regex(rule.pattern),
+                        std::regex::ECMAScript);
   } catch (const std::regex_error& error) {
     throw RuntimeError("ERR_SDVP_OPTION",
-                       "the name pattern /" + rule.pattern + "/ is not a valid regular expression: " + error.what());
+                       "the name pattern /" + rule.pattern +
+                           "/ is not a valid regular expression: " + error.what());
   }
 }
 

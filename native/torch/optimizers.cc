@@ -14,7 +14,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-c10::impl::GenericDict new_dict() { return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get()); }
+c10::impl::GenericDict new_dict() {
+  return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get());
+}
 
 c10::IValue optional_double(const std::optional<double>& value) {
   return value ? c10::IValue(*value) : c10::IValue();
@@ -28,7 +30,8 @@ std::optional<double> read_optional_double(const c10::IValue& value) {
 const c10::IValue& field(const c10::impl::GenericDict& dict, const char* key) {
   auto found = dict.find(key);
   if (found == dict.end()) {
-    throw RuntimeError("ERR_SDVP_MODEL_FILE", std::string("the checkpoint's optimizer lacks '") + key + "'");
+    throw RuntimeError("ERR_SDVP_MODEL_FILE",
+                       std::string("the checkpoint's optimizer lacks '") + key + "'");
   }
   return found->value();
 }
@@ -41,15 +44,16 @@ bool ParamGroupRule::operator==(const ParamGroupRule& other) const {
 }
 
 bool ScheduleConfig::operator==(const ScheduleConfig& other) const {
-  return kind == other.kind && warmup_steps == other.warmup_steps && total_steps == other.total_steps &&
-         min_factor == other.min_factor;
+  return kind == other.kind && warmup_steps == other.warmup_steps &&
+         total_steps == other.total_steps && min_factor == other.min_factor;
 }
 
 bool OptimizerConfig::operator==(const OptimizerConfig& other) const {
-  return kind == other.kind && lr == other.lr && weight_decay == other.weight_decay && beta1 == other.beta1 &&
-         beta2 == other.beta2 && eps == other.eps && momentum == other.momentum &&
-         dampening == other.dampening && nesterov == other.nesterov && max_grad_norm == other.max_grad_norm &&
-         schedule == other.schedule && groups == other.groups;
+  return kind == other.kind && lr == other.lr && weight_decay == other.weight_decay &&
+         beta1 == other.beta1 && beta2 == other.beta2 && eps == other.eps &&
+         momentum == other.momentum && dampening == other.dampening && nesterov == other.nesterov &&
+         max_grad_norm == other.max_grad_norm && schedule == other.schedule &&
+         groups == other.groups;
 }
 
 double schedule_factor(const ScheduleConfig& schedule, int64_t step) {
@@ -62,7 +66,8 @@ double schedule_factor(const ScheduleConfig& schedule, int64_t step) {
     const double span = static_cast<double>(schedule.total_steps) - warmup;
     double progress = span > 0 ? (s - warmup) / span : 1.0;
     progress = std::min(1.0, std::max(0.0, progress));
-    return schedule.min_factor + (1.0 - schedule.min_factor) * 0.5 * (1.0 + std::cos(kPi * progress));
+    return schedule.min_factor +
+           (1.0 - schedule.min_factor) * 0.5 * (1.0 + std::cos(kPi * progress));
   }
   return 1.0;
 }
@@ -94,7 +99,8 @@ double Optimizer::step(const NamedTensors& parameters, int64_t step) {
     const int group = group_of(name);
     const ParamGroupRule* rule = group >= 0 ? &config_.groups[static_cast<size_t>(group)] : nullptr;
     const double lr = (rule && rule->lr ? *rule->lr : config_.lr) * factor;
-    const double weight_decay = rule && rule->weight_decay ? *rule->weight_decay : config_.weight_decay;
+    const double weight_decay =
+        rule && rule->weight_decay ? *rule->weight_decay : config_.weight_decay;
     ParamState& state = state_[name];
     state.steps += 1;
     // The param tensor is a leaf that requires grad: update its data, outside autograd.
@@ -119,7 +125,8 @@ double Optimizer::step(const NamedTensors& parameters, int64_t step) {
         } else {
           state.momentum.mul_(config_.momentum).add_(direction, 1.0 - config_.dampening);
         }
-        direction = config_.nesterov ? direction.add(state.momentum, config_.momentum) : state.momentum;
+        direction =
+            config_.nesterov ? direction.add(state.momentum, config_.momentum) : state.momentum;
       }
       data.add_(direction, -lr);
     }
@@ -130,10 +137,12 @@ double Optimizer::step(const NamedTensors& parameters, int64_t step) {
 c10::IValue Optimizer::state_to_ivalue() const {
   c10::impl::GenericDict params = new_dict();
   for (const auto& [name, state] : state_) {
-    auto tensor_or_none = [](const at::Tensor& t) { return t.defined() ? c10::IValue(t) : c10::IValue(); };
-    params.insert(name, c10::ivalue::Tuple::create({c10::IValue(state.steps), tensor_or_none(state.exp_avg),
-                                                    tensor_or_none(state.exp_avg_sq),
-                                                    tensor_or_none(state.momentum)}));
+    auto tensor_or_none = [](const at::Tensor& t) {
+      return t.defined() ? c10::IValue(t) : c10::IValue();
+    };
+    params.insert(name, c10::ivalue::Tuple::create(
+                            {c10::IValue(state.steps), tensor_or_none(state.exp_avg),
+                             tensor_or_none(state.exp_avg_sq), tensor_or_none(state.momentum)}));
   }
   c10::impl::GenericDict dict = new_dict();
   dict.insert("kind", c10::IValue(static_cast<int64_t>(config_.kind)));
@@ -142,10 +151,12 @@ c10::IValue Optimizer::state_to_ivalue() const {
 }
 
 void Optimizer::state_from_ivalue(const c10::IValue& value, const NamedTensors& parameters) {
-  if (!value.isGenericDict()) throw RuntimeError("ERR_SDVP_MODEL_FILE", "the checkpoint's optimizer state is not a dict");
+  if (!value.isGenericDict())
+    throw RuntimeError("ERR_SDVP_MODEL_FILE", "the checkpoint's optimizer state is not a dict");
   const c10::impl::GenericDict dict = value.toGenericDict();
   if (field(dict, "kind").toInt() != static_cast<int64_t>(config_.kind)) {
-    throw RuntimeError("ERR_SDVP_MODEL_FILE", "the checkpoint's optimizer state is of another optimizer kind");
+    throw RuntimeError("ERR_SDVP_MODEL_FILE",
+                       "the checkpoint's optimizer state is of another optimizer kind");
   }
   std::map<std::string, const at::Tensor*> by_name;
   for (const auto& [name, tensor] : parameters) by_name[name] = &tensor;
@@ -154,11 +165,13 @@ void Optimizer::state_from_ivalue(const c10::IValue& value, const NamedTensors& 
     const std::string name = entry.key().toStringRef();
     auto param = by_name.find(name);
     if (param == by_name.end()) {
-      throw RuntimeError("ERR_SDVP_MODEL_FILE", "the checkpoint's optimizer state names parameter '" + name +
-                                                    "', which the model lacks");
+      throw RuntimeError(
+          "ERR_SDVP_MODEL_FILE",
+          "the checkpoint's optimizer state names parameter '" + name + "', which the model lacks");
     }
     const auto& elements = entry.value().toTupleRef().elements();
-    if (elements.size() != 4) throw RuntimeError("ERR_SDVP_MODEL_FILE", "malformed optimizer state for '" + name + "'");
+    if (elements.size() != 4)
+      throw RuntimeError("ERR_SDVP_MODEL_FILE", "malformed optimizer state for '" + name + "'");
     ParamState s;
     s.steps = elements[0].toInt();
     auto read = [&](const c10::IValue& v) {
@@ -238,8 +251,9 @@ OptimizerConfig optimizer_config_from_ivalue(const c10::IValue& value) {
   } catch (const RuntimeError&) {
     throw;
   } catch (const std::exception& error) {
-    throw RuntimeError("ERR_SDVP_MODEL_FILE", std::string("the checkpoint's optimizer settings are malformed: ") +
-                                                  error.what());
+    throw RuntimeError(
+        "ERR_SDVP_MODEL_FILE",
+        std::string("the checkpoint's optimizer settings are malformed: ") + error.what());
   }
 }
 

@@ -1,6 +1,6 @@
-// AdamW and SGD with momentum over named parameters: parameter groups chosen by name patterns, learning-
-// rate schedules (constant, linear warm-up, cosine), and state kept per parameter name so it survives
-// freezing, reconfiguration and checkpoints.
+// AdamW and SGD with momentum over named parameters: parameter groups chosen by name patterns,
+// learning- rate schedules (constant, linear warm-up, cosine), and state kept per parameter name so
+// it survives freezing, reconfiguration and checkpoints.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -30,12 +30,14 @@ class Optimizer {
   // Replaces the configuration. The per-parameter state is kept when the kind is unchanged.
   void reconfigure(OptimizerConfig config);
 
-  // Updates every parameter that has a gradient, at 1-based step `step`. Returns the default group's
-  // learning rate for this step.
+  // Updates every parameter that has a gradient, at 1-based step `step`. Returns the default
+  // group's learning rate for this step.
   double step(const NamedTensors& parameters, int64_t step);
 
   // The learning rate the default group uses at 1-based step `step`.
-  double learning_rate(int64_t step) const { return config_.lr * schedule_factor(config_.schedule, step); }
+  double learning_rate(int64_t step) const {
+    return config_.lr * schedule_factor(config_.schedule, step);
+  }
 
   // State as an IValue (a dict of tensors and counts by parameter name), for checkpoints.
   c10::IValue state_to_ivalue() const;

@@ -1,5 +1,5 @@
-// Converts LibTorch's exceptions into RuntimeError with a code, keeping the message and dropping the
-// C++ backtrace LibTorch appends.
+// Converts LibTorch's exceptions into RuntimeError with a code, keeping the message and dropping
+// the C++ backtrace LibTorch appends.
 #include "runtime_error.h"
 
 #include <c10/util/Exception.h>
@@ -10,8 +10,8 @@ namespace sdvp::torch_runtime {
 
 namespace {
 
-// Some LibTorch errors (those re-raised by the TorchScript interpreter) carry the C++ backtrace inside
-// the message itself; cut it at the first "Exception raised from" line.
+// Some LibTorch errors (those re-raised by the TorchScript interpreter) carry the C++ backtrace
+// inside the message itself; cut it at the first "Exception raised from" line.
 std::string strip_backtrace(std::string message) {
   const size_t cut = message.find("Exception raised from ");
   if (cut != std::string::npos) message.erase(cut);

@@ -27,7 +27,8 @@ class RuntimeError : public std::exception {
 
 // Runs `body`, converting whatever it throws with rethrow_as_runtime_error.
 template <typename Body>
-auto translate_errors(const char* code, const std::string& context, Body&& body) -> decltype(body()) {
+auto translate_errors(const char* code, const std::string& context, Body&& body)
+    -> decltype(body()) {
   try {
     return body();
   } catch (...) {

@@ -1,5 +1,5 @@
-// Converts between the runtime's host structs and LibTorch tensors/IValues, with shared ownership of
-// host bytes so no tensor ever points at freed memory.
+// Converts between the runtime's host structs and LibTorch tensors/IValues, with shared ownership
+// of host bytes so no tensor ever points at freed memory.
 #include "tensor_convert.h"
 
 #include <cstring>
@@ -82,8 +82,8 @@ at::Tensor to_tensor(const HostTensor& host, const c10::Device& device) {
   }
   const size_t expected = static_cast<size_t>(host.numel()) * element_size(host.type);
   if (host.bytes->size() != expected) {
-    throw RuntimeError("ERR_SDVP_SHAPE", "a tensor of shape " + shape_string(host.shape) + " needs " +
-                                             std::to_string(expected) + " bytes of " +
+    throw RuntimeError("ERR_SDVP_SHAPE", "a tensor of shape " + shape_string(host.shape) +
+                                             " needs " + std::to_string(expected) + " bytes of " +
                                              element_type_name(host.type) + " data, got " +
                                              std::to_string(host.bytes->size()));
   }
@@ -152,10 +152,12 @@ HostValue to_host_value(const c10::IValue& value) {
     out.tensor = to_host(value.toTensor());
   } else if (value.isTuple()) {
     out.kind = HostValue::Kind::kList;
-    for (const auto& element : value.toTupleRef().elements()) out.items.push_back(to_host_value(element));
+    for (const auto& element : value.toTupleRef().elements())
+      out.items.push_back(to_host_value(element));
   } else if (value.isList()) {
     out.kind = HostValue::Kind::kList;
-    for (const c10::IValue element : value.toListRef()) out.items.push_back(to_host_value(element));
+    for (const c10::IValue& element : value.toListRef())
+      out.items.push_back(to_host_value(element));
   } else if (value.isGenericDict()) {
     out.kind = HostValue::Kind::kDict;
     for (const auto& entry : value.toGenericDict()) {
@@ -178,8 +180,8 @@ HostValue to_host_value(const c10::IValue& value) {
     out.kind = HostValue::Kind::kString;
     out.text = value.toStringRef();
   } else {
-    throw RuntimeError("ERR_SDVP_TORCH",
-                       "a method returned a value of type " + value.tagKind() + ", which sdvp cannot convert");
+    throw RuntimeError("ERR_SDVP_TORCH", "a method returned a value of type " + value.tagKind() +
+                                             ", which sdvp cannot convert");
   }
   return out;
 }

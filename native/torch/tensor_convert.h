@@ -12,11 +12,12 @@ namespace sdvp::torch_runtime {
 
 c10::ScalarType to_scalar_type(ElementType type);
 
-// A CPU tensor over the host bytes (shared ownership, no copy), moved to `device` (a copy when it is
-// not the CPU). Int32 data stay int32; the caller widens where it wants longs.
+// A CPU tensor over the host bytes (shared ownership, no copy), moved to `device` (a copy when it
+// is not the CPU). Int32 data stay int32; the caller widens where it wants longs.
 at::Tensor to_tensor(const HostTensor& host, const c10::Device& device);
 
-// A method input: like to_tensor, with int32 data widened to int64 (what TorchScript index ops want).
+// A method input: like to_tensor, with int32 data widened to int64 (what TorchScript index ops
+// want).
 at::Tensor to_input_tensor(const HostTensor& host, const c10::Device& device);
 
 // Copies a tensor to host memory: detached, on the CPU, contiguous. float16/bfloat16/float64 become

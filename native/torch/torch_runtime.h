@@ -1,5 +1,5 @@
-// The LibTorch runtime's public face, free of torch headers: the structs and the Model class the Node
-// addon (and the C++ tests) use to load, create, run, train and save TorchScript models.
+// The LibTorch runtime's public face, free of torch headers: the structs and the Model class the
+// Node addon (and the C++ tests) use to load, create, run, train and save TorchScript models.
 #pragma once
 
 #include <cstdint>
@@ -14,18 +14,27 @@
 namespace sdvp::torch_runtime {
 
 // Element types that cross the boundary. kBFloat16 carries raw bf16 bits (objective teachers only).
-enum class ElementType : int32_t { kFloat32 = 0, kInt32 = 1, kInt64 = 2, kUInt8 = 3, kBool = 4, kBFloat16 = 5 };
+enum class ElementType : int32_t {
+  kFloat32 = 0,
+  kInt32 = 1,
+  kInt64 = 2,
+  kUInt8 = 3,
+  kBool = 4,
+  kBFloat16 = 5
+};
 
 // Bytes per element of `type`.
 size_t element_size(ElementType type);
 // "float32", "int32", ...
 const char* element_type_name(ElementType type);
 
-// A dense row-major host tensor. `bytes` is shared so a tensor made from it can outlive the request.
+// A dense row-major host tensor. `bytes` is shared so a tensor made from it can outlive the
+// request.
 struct HostTensor {
   ElementType type = ElementType::kFloat32;
   std::vector<int64_t> shape;
-  std::shared_ptr<std::vector<uint8_t>> bytes;  // numel() * element_size(type) bytes, or null (absent)
+  std::shared_ptr<std::vector<uint8_t>>
+      bytes;  // numel() * element_size(type) bytes, or null (absent)
 
   bool present() const { return bytes != nullptr; }
   int64_t numel() const;
@@ -44,8 +53,8 @@ struct HostValue {
   std::string text;
 };
 
-// The fused objective's options: DistillLossSpec without student/rows/vocab/grad, which come from the
-// logits a method returns. Arrays are host tensors with `rows` leading entries (the batch).
+// The fused objective's options: DistillLossSpec without student/rows/vocab/grad, which come from
+// the logits a method returns. Arrays are host tensors with `rows` leading entries (the batch).
 struct ObjectiveOptions {
   TeacherKind teacher_kind = TeacherKind::kNone;
   HostTensor teacher_logits;  // kDense: [rows, vocab], float32 or bf16 bits
@@ -117,10 +126,10 @@ struct TrainStepRequest {
 };
 
 struct StepTimings {
-  double forward_ms = 0;   // the method's forward pass
-  double loss_ms = 0;      // the fused objective: forward (loss and gradient) + its backward node
-  double backward_ms = 0;  // backward through the model, the loss node excluded
-  double optimizer_ms = 0; // clipping and the parameter update
+  double forward_ms = 0;    // the method's forward pass
+  double loss_ms = 0;       // the fused objective: forward (loss and gradient) + its backward node
+  double backward_ms = 0;   // backward through the model, the loss node excluded
+  double optimizer_ms = 0;  // clipping and the parameter update
   double total_ms = 0;
 };
 
@@ -135,8 +144,8 @@ struct TrainStepResult {
   std::vector<int32_t> argmax;
   double grad_norm = 0;  // global L2 norm before clipping
   bool clipped = false;
-  double lr = 0;      // the default group's rate used by this step
-  int64_t step = 0;   // optimizer steps taken, this one included
+  double lr = 0;     // the default group's rate used by this step
+  int64_t step = 0;  // optimizer steps taken, this one included
   StepTimings timings;
 };
 
@@ -172,8 +181,8 @@ struct ArchitectureConfig {
 
 // A TorchScript module on one device with its training state. Every method is safe to call from any
 // thread: runs (call, train_step, save, checkpoints) are serialised by a per-model mutex; the
-// description methods (parameters, methods, attributes, set_trainable) only take a short metadata lock,
-// so they never wait for a running step.
+// description methods (parameters, methods, attributes, set_trainable) only take a short metadata
+// lock, so they never wait for a running step.
 class Model {
  public:
   ~Model();
@@ -182,13 +191,14 @@ class Model {
 
   // Loads a TorchScript file (an sdvp checkpoint restores its optimizer and step too).
   static std::shared_ptr<Model> load_file(const std::string& path, const std::string& device);
-  static std::shared_ptr<Model> load_bytes(const std::vector<uint8_t>& bytes, const std::string& device);
+  static std::shared_ptr<Model> load_bytes(const std::vector<uint8_t>& bytes,
+                                           const std::string& device);
   static std::shared_ptr<Model> create(const ArchitectureConfig& config, const std::string& device);
 
-  // Runs `method` without autograd. batch_size > 0 splits the inputs along dimension 0 into chunks run
-  // one after another (the cancel flag is polled between them) and concatenates the outputs.
-  HostValue call(const std::string& method, const std::vector<HostTensor>& inputs, int64_t batch_size,
-                 const volatile int32_t* cancel);
+  // Runs `method` without autograd. batch_size > 0 splits the inputs along dimension 0 into chunks
+  // run one after another (the cancel flag is polled between them) and concatenates the outputs.
+  HostValue call(const std::string& method, const std::vector<HostTensor>& inputs,
+                 int64_t batch_size, const volatile int32_t* cancel);
 
   // Forward, fused objective, backward, clipping, optimizer step. Transactional: on any error the
   // parameters, the optimizer state and the step counter are as they were.
@@ -201,7 +211,8 @@ class Model {
   std::vector<ParameterInfo> parameters() const;
   std::vector<MethodInfo> methods() const;
   std::vector<std::pair<std::string, HostValue>> attributes() const;
-  // Sets trainable = `trainable` for every parameter matching any pattern; returns how many matched.
+  // Sets trainable = `trainable` for every parameter matching any pattern; returns how many
+  // matched.
   int64_t set_trainable(const std::vector<ParamGroupRule>& patterns, bool trainable);
   std::string device() const;
   int64_t step() const;
@@ -214,14 +225,15 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
-// Intra-op threads LibTorch and the CPU kernel use for the runs that follow (0 = LibTorch's default).
+// Intra-op threads LibTorch and the CPU kernel use for the runs that follow (0 = LibTorch's
+// default).
 void set_threads(int32_t threads);
 int32_t threads();
 
-// Whether TorchScript's profiling executor optimises graphs (autodiff subgraphs, specialisation) after
-// its first runs. Off by default: a method then computes the same numbers on its first run as on its
-// thousandth, so a run resumed from a checkpoint in a fresh process takes exactly the step the original
-// would have taken. On can be faster for large graphs.
+// Whether TorchScript's profiling executor optimises graphs (autodiff subgraphs, specialisation)
+// after its first runs. Off by default: a method then computes the same numbers on its first run as
+// on its thousandth, so a run resumed from a checkpoint in a fresh process takes exactly the step
+// the original would have taken. On can be faster for large graphs.
 void set_graph_optimization(bool enabled);
 bool graph_optimization();
 

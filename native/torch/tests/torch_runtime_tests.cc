@@ -1,6 +1,7 @@
 // C++ tests of the LibTorch runtime without Node: the fused autograd function's gradient against
-// LibTorch autograd of log_softmax/kl_div (CPU, and CUDA when present), built-in models, train steps,
-// NaN transactionality, checkpoints and save/load. Runs on the GPU machine where Node is absent.
+// LibTorch autograd of log_softmax/kl_div (CPU, and CUDA when present), built-in models, train
+// steps, NaN transactionality, checkpoints and save/load. Runs on the GPU machine where Node is
+// absent.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -60,14 +61,16 @@ HostTensor host_of(const at::Tensor& tensor, ElementType type) {
   return host;
 }
 
-// The reference objective with LibTorch ops: alpha*CE(S, y) + beta*tau^2*KL(P_T || P_S), mean over rows.
+// The reference objective with LibTorch ops: alpha*CE(S, y) + beta*tau^2*KL(P_T || P_S), mean over
+// rows.
 at::Tensor reference_loss(const at::Tensor& student, const at::Tensor& teacher_log_probs_tau,
                           const at::Tensor& labels, double alpha, double beta, double tau) {
   const at::Tensor ce = torch::nll_loss(torch::log_softmax(student, 1), labels.to(at::kLong));
   const at::Tensor log_q = torch::log_softmax(student / tau, 1);
-  const at::Tensor kl = torch::kl_div(log_q, teacher_log_probs_tau, at::Reduction::None, /*log_target=*/true)
-                            .sum(1)
-                            .mean();
+  const at::Tensor kl =
+      torch::kl_div(log_q, teacher_log_probs_tau, at::Reduction::None, /*log_target=*/true)
+          .sum(1)
+          .mean();
   return alpha * ce + beta * tau * tau * kl;
 }
 
@@ -106,25 +109,29 @@ void gradient_test(const c10::Device& device, bool topk) {
   const auto outputs = fused_distill_loss(leaf, objective);
   outputs[0].backward();
 
-  // Reference in float64; top-k -inf entries: kl_div with log_target gives exp(-inf)*(...) = 0... but
-  // -inf - x is -inf, times 0 is nan, so the reference masks those entries.
+  // Reference in float64; top-k -inf entries: kl_div with log_target gives exp(-inf)*(...) = 0...
+  // but -inf - x is -inf, times 0 is nan, so the reference masks those entries.
   at::Tensor ref_leaf = student.to(at::kDouble).clone().requires_grad_(true);
   at::Tensor loss;
   if (!topk) {
-    loss = reference_loss(ref_leaf, teacher_log_probs_tau.to(at::kDouble), labels.to(device), alpha, beta, tau);
+    loss = reference_loss(ref_leaf, teacher_log_probs_tau.to(at::kDouble), labels.to(device), alpha,
+                          beta, tau);
   } else {
     const at::Tensor log_p = teacher_log_probs_tau.to(at::kDouble);
     const at::Tensor p = log_p.exp();
     const at::Tensor log_q = torch::log_softmax(ref_leaf / tau, 1);
-    const at::Tensor kl = torch::where(p > 0, p * (log_p - log_q), torch::zeros_like(p)).sum(1).mean();
-    const at::Tensor ce = torch::nll_loss(torch::log_softmax(ref_leaf, 1), labels.to(device).to(at::kLong));
+    const at::Tensor kl =
+        torch::where(p > 0, p * (log_p - log_q), torch::zeros_like(p)).sum(1).mean();
+    const at::Tensor ce =
+        torch::nll_loss(torch::log_softmax(ref_leaf, 1), labels.to(device).to(at::kLong));
     loss = alpha * ce + beta * tau * tau * kl;
   }
   loss.backward();
-  const double loss_error = std::abs(outputs[0].item<double>() - loss.item<double>()) / std::abs(loss.item<double>());
+  const double loss_error =
+      std::abs(outputs[0].item<double>() - loss.item<double>()) / std::abs(loss.item<double>());
   const double grad_error = relative_error(leaf.grad(), ref_leaf.grad());
-  std::printf("     %s %s: loss rel err %.2e, grad rel err %.2e\n", device.str().c_str(), topk ? "top-k" : "dense",
-              loss_error, grad_error);
+  std::printf("     %s %s: loss rel err %.2e, grad rel err %.2e\n", device.str().c_str(),
+              topk ? "top-k" : "dense", loss_error, grad_error);
   check(loss_error < 1e-5, "loss matches the LibTorch reference");
   check(grad_error < 1e-5, "gradient matches LibTorch autograd");
 }
@@ -148,8 +155,10 @@ TrainStepRequest tiny_request(int64_t rows, uint64_t seed) {
   TrainStepRequest request;
   request.method = "answer";
   request.inputs.push_back(host_of(torch::randn({rows, 3, 16, 16}), ElementType::kFloat32));
-  request.inputs.push_back(host_of(torch::randint(1, 6, {rows, 6}).to(at::kInt), ElementType::kInt32));
-  request.objective.labels = host_of(torch::randint(0, 4, {rows}).to(at::kInt), ElementType::kInt32);
+  request.inputs.push_back(
+      host_of(torch::randint(1, 6, {rows, 6}).to(at::kInt), ElementType::kInt32));
+  request.objective.labels =
+      host_of(torch::randint(0, 4, {rows}).to(at::kInt), ElementType::kInt32);
   OptimizerConfig optimizer;
   optimizer.lr = 1e-2;
   optimizer.weight_decay = 0.01;
@@ -168,7 +177,8 @@ at::Tensor answer_output(Model& model, const TrainStepRequest& request) {
 }  // namespace
 
 int main() {
-  std::printf("LibTorch %s, CUDA available: %d\n", libtorch_version().c_str(), libtorch_cuda_available() ? 1 : 0);
+  std::printf("LibTorch %s, CUDA available: %d\n", libtorch_version().c_str(),
+              libtorch_cuda_available() ? 1 : 0);
   set_threads(2);
   run("dense gradient (cpu)", [] { gradient_test(c10::Device(at::kCPU), false); });
   run("top-k gradient (cpu)", [] { gradient_test(c10::Device(at::kCPU), true); });
@@ -200,7 +210,10 @@ int main() {
       const double a = model->train_step(next).loss;
       const double b = resumed->train_step(next).loss;
       check(a == b, "a resumed run takes the same next step");
-      check(torch::equal(answer_output(*model, next), answer_output(*resumed, next)),
+      // Bit-exact on the CPU; cuDNN's convolution backward may sum in another order on each run.
+      const at::Tensor out_a = answer_output(*model, next);
+      const at::Tensor out_b = answer_output(*resumed, next);
+      check(device == "cpu" ? torch::equal(out_a, out_b) : relative_error(out_b, out_a) < 1e-5,
             "the resumed model's parameters equal the original's after the step");
 
       // A NaN loss changes nothing.
@@ -216,10 +229,12 @@ int main() {
         threw = error.code() == "ERR_SDVP_NAN_LOSS";
       }
       check(threw, "a NaN loss throws ERR_SDVP_NAN_LOSS");
-      check(torch::equal(before, answer_output(*model, next)), "a NaN step leaves the parameters unchanged");
+      check(torch::equal(before, answer_output(*model, next)),
+            "a NaN step leaves the parameters unchanged");
       const double c = model->train_step(next).loss;
       const double d = resumed->train_step(next).loss;
-      check(c == d, "a NaN step leaves the optimizer state unchanged");
+      check(device == "cpu" ? c == d : std::abs(c - d) <= 1e-5 * std::abs(d),
+            "a NaN step leaves the optimizer state unchanged");
       std::system(("rm -rf " + dir).c_str());
     });
   }

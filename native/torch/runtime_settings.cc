@@ -1,10 +1,18 @@
-// Intra-op thread settings shared by every model of the process, applied per worker thread.
-#include "runtime_threads.h"
+// Process-wide runtime settings: intra-op threads and graph optimisation applied per running
+// thread, and the allocator tuning.
+#include "runtime_settings.h"
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "torch_runtime.h"
 
@@ -43,6 +51,18 @@ void apply_thread_settings() {
     torch::jit::setGraphExecutorOptimize(optimization == 1);
     applied_optimization = optimization;
   }
+}
+
+void tune_allocator_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+#if defined(__GLIBC__)
+    const char* setting = std::getenv("SDVP_MALLOC_TUNING");
+    if (setting != nullptr && std::strcmp(setting, "0") == 0) return;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+  });
 }
 
 int32_t kernel_threads() {

@@ -1,0 +1,130 @@
+// The internal TypeScript type of the addon's LibTorch part (present only in builds with LibTorch).
+
+import type { NativeObjective } from '../kernels/validate-spec';
+
+/** A tensor as the addon reads it: `dtype` only matters for Uint8Array ('bool' makes a bool tensor). */
+export interface NativeTensorIn {
+  data: Float32Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
+  shape: number[];
+  dtype?: string;
+}
+
+/** A tensor as the addon returns it. */
+export interface NativeTensorOut {
+  data: Float32Array | Int32Array | BigInt64Array | Uint8Array;
+  shape: number[];
+  dtype: 'float32' | 'int32' | 'int64' | 'uint8' | 'bool';
+}
+
+export type NativeValue =
+  | NativeTensorOut
+  | NativeValue[]
+  | number
+  | boolean
+  | string
+  | null
+  | { [key: string]: NativeValue };
+
+export interface NativeNamePattern {
+  pattern: string;
+  regex: boolean;
+  lr?: number;
+  weightDecay?: number;
+}
+
+export interface NativeOptimizerConfig {
+  kind: 0 | 1; // 0 AdamW, 1 SGD
+  lr: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  maxGradNorm: number;
+  schedule: { kind: 0 | 1 | 2; warmupSteps: number; totalSteps: number; minFactor: number };
+  groups: NativeNamePattern[];
+}
+
+export interface NativeArchitectureConfig {
+  architecture: string;
+  channels: number[];
+  imageSize: number;
+  dim: number;
+  hidden: number;
+  gridSize: number;
+  maxTokens: number;
+  tokenVocab: string[];
+  answerVocab: string[];
+  labels: string[];
+  seed: number;
+  configJson: string;
+}
+
+export interface NativeTrainStepRequest {
+  method: string;
+  inputs: NativeTensorIn[];
+  objective: NativeObjective;
+  optimizer?: NativeOptimizerConfig;
+  accumulate: number;
+}
+
+export interface NativeTrainStepResult {
+  loss: number;
+  normalizer: number;
+  validRows: number;
+  rows: number;
+  vocab: number;
+  rowLoss?: Float32Array;
+  stats: { lse: Float32Array; ce: Float32Array; kd: Float32Array; argmax: Int32Array };
+  gradNorm: number;
+  clipped: boolean;
+  lr: number;
+  step: number;
+  timings: { forwardMs: number; lossMs: number; backwardMs: number; optimizerMs: number; totalMs: number };
+}
+
+export interface NativeParameterInfo {
+  name: string;
+  shape: number[];
+  dtype: string;
+  trainable: boolean;
+}
+
+export interface NativeMethodInfo {
+  name: string;
+  arguments: string[];
+  returns: string;
+  schema: string;
+}
+
+/** One TorchScript module; every method that runs the model returns a Promise (a libuv worker). */
+export interface NativeTorchModel {
+  load(source: string | Uint8Array, device: string): Promise<void>;
+  create(config: NativeArchitectureConfig, device: string): Promise<void>;
+  call(
+    method: string,
+    inputs: NativeTensorIn[],
+    batchSize: number,
+    cancel?: Int32Array,
+  ): Promise<NativeValue>;
+  trainStep(request: NativeTrainStepRequest, cancel?: Int32Array): Promise<NativeTrainStepResult>;
+  save(path: string): Promise<void>;
+  saveCheckpoint(path: string): Promise<void>;
+  loadCheckpoint(path: string): Promise<void>;
+  parameters(): NativeParameterInfo[];
+  methods(): NativeMethodInfo[];
+  attributes(): Record<string, NativeValue>;
+  setTrainable(patterns: NativeNamePattern[], trainable: boolean): number;
+  info(): { device: string; step: number; optimizer: NativeOptimizerConfig | null };
+  dispose(): void;
+}
+
+export interface NativeTorchBinding {
+  TorchModel: new () => NativeTorchModel;
+  torchSetThreads(threads: number): void;
+  torchThreads(): number;
+  torchSetGraphOptimization(enabled: boolean): void;
+  torchGraphOptimization(): boolean;
+}
