@@ -37,9 +37,15 @@ fi
 if [ -z "${CUDACXX:-}" ] && ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDACXX=/usr/local/cuda/bin/nvcc
 fi
-say "building the native addon (build-cmake/)"
-CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" npx cmake-js compile --directory . --out build-cmake \
-  ${SDVP_CMAKE_FLAGS:-} >build-cmake.log 2>&1 || {
+# SDVP_CUDA / SDVP_TORCH (AUTO, ON or OFF) are always passed: CMake would otherwise keep a cached choice.
+say "building the native addon (build-cmake/: CUDA ${SDVP_CUDA:-AUTO}, LibTorch ${SDVP_TORCH:-AUTO})"
+# `configure` then `build`: cmake-js's `compile` skips configuring an existing build folder.
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+cmake_flags=("--CDSDVP_CUDA=${SDVP_CUDA:-AUTO}" "--CDSDVP_TORCH=${SDVP_TORCH:-AUTO}")
+{
+  npx cmake-js configure --directory . --out build-cmake "${cmake_flags[@]}" ${SDVP_CMAKE_FLAGS:-} &&
+    npx cmake-js build --directory . --out build-cmake "${cmake_flags[@]}" ${SDVP_CMAKE_FLAGS:-}
+} >build-cmake.log 2>&1 || {
   tail -40 build-cmake.log
   say "native build failed; the full log is build-cmake.log"
   exit 1
