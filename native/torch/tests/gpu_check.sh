@@ -2,8 +2,11 @@
 # GPU-machine check of the LibTorch runtime against PyTorch's own LibTorch (2.x, CUDA): configures the
 # top-level CMake without the addon, builds sdvp_torch (with the CUDA fused kernel) and its C++ tests,
 # and runs them (CPU and CUDA gradients against LibTorch autograd, tiny-vlm training on cuda).
-# Highway comes from HWY_ROOT (an unpacked libhwy-dev/libhwy1) when the machine has none.
-#   bash native/torch/tests/gpu_check.sh            (logs to $OUT when set)
+# Highway comes from HWY_ROOT (an unpacked libhwy-dev/libhwy1) when the machine has none. The GPU
+# machines here reach no registry, so prepare it on a Debian machine first and carry it along:
+#   mkdir -p .gpu-torch && (cd .gpu-torch && apt-get download libhwy-dev libhwy1 &&
+#     for deb in *.deb; do dpkg -x "$deb" root; done)
+#   HWY_ROOT=$PWD/.gpu-torch/root bash native/torch/tests/gpu_check.sh      (logs to $OUT when set)
 set -u -o pipefail
 cd "$(dirname "$0")/../../.."
 PY="${PYTHON:-python3}"
