@@ -35,9 +35,15 @@ export function findRepoRoot(start: string = __dirname): string {
   }
 }
 
-/** The corpus directory: $SDVP_CORPUS, or shared/corpus beside the repository checkout. */
+/**
+ * The corpus directory: $SDVP_CORPUS; else the project's shared/corpus beside the checkout; else the copy
+ * in tests/fixtures/corpus (the same 144 programs, so a clone alone can run the tests).
+ */
 export function corpusDirectory(): string {
-  const directory = process.env.SDVP_CORPUS ?? path.resolve(findRepoRoot(), '..', 'shared', 'corpus');
+  const root = findRepoRoot();
+  const shared = path.resolve(root, '..', 'shared', 'corpus');
+  const directory =
+    process.env.SDVP_CORPUS ?? (existsSync(shared) ? shared : path.join(root, 'tests', 'fixtures', 'corpus'));
   if (!existsSync(directory)) {
     throw new Error(
       `The program corpus is not at ${directory}; set SDVP_CORPUS to the folder of *.jsonl files.`,
