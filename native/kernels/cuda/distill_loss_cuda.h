@@ -1,4 +1,5 @@
-// CUDA entry points of the fused distillation objective: same DistillLossSpec, device pointers, no host sync.
+// CUDA entry points of the fused distillation objective: same DistillLossSpec, device pointers, no
+// host sync.
 #pragma once
 
 #include <cstddef>
@@ -21,8 +22,8 @@ struct DistillLossDeviceResult {
 // Bytes of device workspace a call with this spec needs (per-row partial losses and counters).
 size_t distill_loss_cuda_workspace_bytes(const DistillLossSpec& spec);
 
-// Enqueues the fused objective on `stream` (a cudaStream_t; null = the default stream). Every pointer
-// in `spec` (student, teacher, labels, weights, grad, row_loss, stats) is a device pointer;
+// Enqueues the fused objective on `stream` (a cudaStream_t; null = the default stream). Every
+// pointer in `spec` (student, teacher, labels, weights, grad, row_loss, stats) is a device pointer;
 // `result` and `workspace` are device memory of sizeof(DistillLossDeviceResult) and
 // distill_loss_cuda_workspace_bytes(spec). spec.threads and spec.cancel are ignored.
 // Returns 0 on a successful launch, otherwise the cudaError_t value of the failure.
