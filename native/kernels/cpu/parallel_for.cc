@@ -12,8 +12,12 @@
 namespace sdvp {
 
 int32_t hardware_threads() {
-  const unsigned count = std::thread::hardware_concurrency();
-  return count == 0 ? 1 : static_cast<int32_t>(count);
+  // Asked once: std::thread::hardware_concurrency() is a system call, and small calls come often.
+  static const int32_t count = [] {
+    const unsigned value = std::thread::hardware_concurrency();
+    return value == 0 ? 1 : static_cast<int32_t>(value);
+  }();
+  return count;
 }
 
 void parallel_for(int64_t chunks, int32_t threads,
