@@ -1,3 +1,4 @@
+// Writes dist/lib/index.mjs, the ES-module face of the CommonJS build, naming every export explicitly.
 const fs = require('node:fs');
 const path = require('node:path');
 

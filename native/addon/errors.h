@@ -7,23 +7,16 @@
 #include <exception>
 #include <string>
 
+#include "kernels/coded_error.h"
+
 namespace sdvp::addon {
 
 // Creates a JavaScript Error whose `code` property is `code` (an ERR_SDVP_* string).
 Napi::Error MakeError(Napi::Env env, const char* code, const std::string& message);
 
-// An exception type native code throws to reach JavaScript with a specific code.
-class CodedError : public std::exception {
- public:
-  CodedError(std::string code, std::string message)
-      : code_(std::move(code)), message_(std::move(message)) {}
-  const char* what() const noexcept override { return message_.c_str(); }
-  const std::string& code() const { return code_; }
-
- private:
-  std::string code_;
-  std::string message_;
-};
+// Native code throws sdvp::CodedError (kernels/coded_error.h) to reach JavaScript with a specific
+// code.
+using sdvp::CodedError;
 
 // Runs `body`; any C++ exception it lets out becomes a thrown JavaScript error with a code.
 template <typename Body>

@@ -499,11 +499,7 @@ Napi::Promise Queue(Napi::Env env, const char* name, PendingCall::Work work,
   TorchExecutor::Get().Submit([call, settle_function]() mutable {
     try {
       call->work();
-    } catch (const rt::RuntimeError& error) {
-      call->failed = true;
-      call->code = error.code();
-      call->message = error.what();
-    } catch (const CodedError& error) {
+    } catch (const CodedError& error) {  // rt::RuntimeError is the same type
       call->failed = true;
       call->code = error.code();
       call->message = error.what();

@@ -6,19 +6,12 @@
 #include <string>
 #include <utility>
 
+#include "coded_error.h"
+
 namespace sdvp::torch_runtime {
 
-class RuntimeError : public std::exception {
- public:
-  RuntimeError(std::string code, std::string message)
-      : code_(std::move(code)), message_(std::move(message)) {}
-  const char* what() const noexcept override { return message_.c_str(); }
-  const std::string& code() const { return code_; }
-
- private:
-  std::string code_;
-  std::string message_;
-};
+// The runtime's coded error is the shared sdvp::CodedError, so the addon catches one type.
+using RuntimeError = sdvp::CodedError;
 
 // Inside a catch block: rethrows the current exception as a RuntimeError. A RuntimeError passes
 // unchanged; a c10::Error becomes `code` with what_without_backtrace() (prefixed by `context`);
