@@ -2,6 +2,7 @@
 // Every check the native code relies on happens here, each failure an SdvpError naming the field.
 
 import { SdvpError, argError, describeValue } from '../errors/sdvp-error';
+import { optionalFiniteNumber } from '../errors/validators';
 import type { NativeDistillLossSpec } from '../native/native-binding';
 import type {
   DistillLossRowStats,
@@ -71,19 +72,6 @@ function requireInteger(field: string, value: unknown, min: number, max: number)
       value,
     );
   }
-  return value;
-}
-
-function optionalNumber(
-  field: string,
-  value: unknown,
-  fallback: number,
-  check: (x: number) => boolean,
-  expected: string,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw argError('ERR_SDVP_ARG', field, expected, value);
-  if (!check(value)) throw argError('ERR_SDVP_RANGE', field, expected, value);
   return value;
 }
 
@@ -271,21 +259,21 @@ export function prepareObjective(
   }
 
   const finite = (x: number) => Number.isFinite(x);
-  native.ceWeight = optionalNumber(
+  native.ceWeight = optionalFiniteNumber(
     'ceWeight',
     spec.ceWeight,
     native.labels ? 1 : 0,
     finite,
     'a finite number',
   );
-  native.kdWeight = optionalNumber(
+  native.kdWeight = optionalFiniteNumber(
     'kdWeight',
     spec.kdWeight,
     native.teacherKind ? 1 : 0,
     finite,
     'a finite number',
   );
-  native.temperature = optionalNumber(
+  native.temperature = optionalFiniteNumber(
     'temperature',
     spec.temperature,
     1,
@@ -297,21 +285,27 @@ export function prepareObjective(
   native.t2 = spec.t2 ?? true;
   const divergence = optionalEnum('divergence', spec.divergence, DIVERGENCES, 'forward-kl');
   native.divergence = DIVERGENCES[divergence];
-  native.jsdBeta = optionalNumber(
+  native.jsdBeta = optionalFiniteNumber(
     'jsdBeta',
     spec.jsdBeta,
     0.5,
     (x) => x >= 0 && x <= 1,
     'a number in [0, 1]',
   );
-  native.labelSmoothing = optionalNumber(
+  native.labelSmoothing = optionalFiniteNumber(
     'labelSmoothing',
     spec.labelSmoothing,
     0,
     (x) => x >= 0 && x < 1,
     'a number in [0, 1)',
   );
-  native.zLoss = optionalNumber('zLoss', spec.zLoss, 0, (x) => finite(x) && x >= 0, 'a finite number ≥ 0');
+  native.zLoss = optionalFiniteNumber(
+    'zLoss',
+    spec.zLoss,
+    0,
+    (x) => finite(x) && x >= 0,
+    'a finite number ≥ 0',
+  );
   if (
     native.teacherKind === 2 &&
     native.topkMissing === 0 &&
@@ -340,7 +334,7 @@ export function prepareObjective(
   const reduction = optionalEnum('reduction', spec.reduction, REDUCTIONS, 'mean');
   native.reduction = REDUCTIONS[reduction];
   if (spec.normalizer !== undefined) {
-    native.normalizer = optionalNumber(
+    native.normalizer = optionalFiniteNumber(
       'normalizer',
       spec.normalizer,
       1,
@@ -348,7 +342,7 @@ export function prepareObjective(
       'a finite number > 0',
     );
   }
-  native.gradScale = optionalNumber('gradScale', spec.gradScale, 1, finite, 'a finite number');
+  native.gradScale = optionalFiniteNumber('gradScale', spec.gradScale, 1, finite, 'a finite number');
   return native;
 }
 

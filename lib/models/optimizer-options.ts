@@ -2,6 +2,7 @@
 // types, their defaults and their validation into the addon's form.
 
 import { SdvpError, argError } from '../errors/sdvp-error';
+import { optionalFiniteNumber } from '../errors/validators';
 import type { NativeOptimizerConfig } from '../native/native-torch-binding';
 import { type NamePattern, normalizePatterns } from './name-patterns';
 
@@ -51,19 +52,6 @@ export interface SgdOptions extends CommonOptions {
 export type OptimizerOptions = AdamWOptions | SgdOptions;
 
 const SCHEDULES = { constant: 0, 'linear-warmup': 1, cosine: 2 } as const;
-
-function finiteNumber(
-  field: string,
-  value: unknown,
-  fallback: number,
-  check: (x: number) => boolean,
-  expected: string,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw argError('ERR_SDVP_ARG', field, expected, value);
-  if (!Number.isFinite(value) || !check(value)) throw argError('ERR_SDVP_RANGE', field, expected, value);
-  return value;
-}
 
 function stepCount(field: string, value: unknown, fallback: number, min: number): number {
   if (value === undefined) return fallback;
@@ -134,7 +122,7 @@ function prepareSchedule(value: unknown, field: string): NativeOptimizerConfig['
       },
     );
   }
-  const minFactor = finiteNumber(
+  const minFactor = optionalFiniteNumber(
     `${field}.minFactor`,
     schedule.minFactor,
     0,
@@ -172,16 +160,16 @@ export function prepareOptimizer(value: unknown, field = 'optimizer'): NativeOpt
   );
   if (options.lr === undefined)
     throw argError('ERR_SDVP_ARG', `${field}.lr`, 'a learning rate > 0', undefined);
-  const lr = finiteNumber(`${field}.lr`, options.lr, 0, (x) => x > 0, 'a finite number > 0');
+  const lr = optionalFiniteNumber(`${field}.lr`, options.lr, 0, (x) => x > 0, 'a finite number > 0');
   const adamw = options.type === 'adamw';
-  const weightDecay = finiteNumber(
+  const weightDecay = optionalFiniteNumber(
     `${field}.weightDecay`,
     options.weightDecay,
     adamw ? 0.01 : 0,
     (x) => x >= 0,
     'a finite number ≥ 0',
   );
-  const maxGradNorm = finiteNumber(
+  const maxGradNorm = optionalFiniteNumber(
     `${field}.maxGradNorm`,
     options.maxGradNorm,
     0,
@@ -194,14 +182,14 @@ export function prepareOptimizer(value: unknown, field = 'optimizer'): NativeOpt
     if (!Array.isArray(options.betas) || options.betas.length !== 2) {
       throw argError('ERR_SDVP_ARG', `${field}.betas`, 'a pair [beta1, beta2]', options.betas);
     }
-    beta1 = finiteNumber(
+    beta1 = optionalFiniteNumber(
       `${field}.betas[0]`,
       options.betas[0],
       0.9,
       (x) => x >= 0 && x < 1,
       'a number in [0, 1)',
     );
-    beta2 = finiteNumber(
+    beta2 = optionalFiniteNumber(
       `${field}.betas[1]`,
       options.betas[1],
       0.999,
@@ -209,15 +197,15 @@ export function prepareOptimizer(value: unknown, field = 'optimizer'): NativeOpt
       'a number in [0, 1)',
     );
   }
-  const eps = finiteNumber(`${field}.eps`, options.eps, 1e-8, (x) => x > 0, 'a finite number > 0');
-  const momentum = finiteNumber(
+  const eps = optionalFiniteNumber(`${field}.eps`, options.eps, 1e-8, (x) => x > 0, 'a finite number > 0');
+  const momentum = optionalFiniteNumber(
     `${field}.momentum`,
     options.momentum,
     adamw ? 0 : 0.9,
     (x) => x >= 0 && x < 1,
     'a number in [0, 1)',
   );
-  const dampening = finiteNumber(
+  const dampening = optionalFiniteNumber(
     `${field}.dampening`,
     options.dampening,
     0,
@@ -245,9 +233,15 @@ export function prepareOptimizer(value: unknown, field = 'optimizer'): NativeOpt
       const { match, lr: groupLr, weightDecay: groupDecay } = group as ParamGroup;
       const settings: { lr?: number; weightDecay?: number } = {};
       if (groupLr !== undefined)
-        settings.lr = finiteNumber(`${groupField}.lr`, groupLr, 0, (x) => x >= 0, 'a finite number ≥ 0');
+        settings.lr = optionalFiniteNumber(
+          `${groupField}.lr`,
+          groupLr,
+          0,
+          (x) => x >= 0,
+          'a finite number ≥ 0',
+        );
       if (groupDecay !== undefined) {
-        settings.weightDecay = finiteNumber(
+        settings.weightDecay = optionalFiniteNumber(
           `${groupField}.weightDecay`,
           groupDecay,
           0,
