@@ -20,6 +20,9 @@ export type SdvpErrorCode =
   | 'ERR_SDVP_DISPOSED' // a disposed object was used
   | 'ERR_SDVP_IO' // a file could not be read or written
   | 'ERR_SDVP_PARSE' // input text could not be parsed
+  | 'ERR_SDVP_TEACHER' // a teacher failed, answered malformed output, or the wrong number of outputs
+  | 'ERR_SDVP_STORE' // a label store is not an sdvp store, is corrupt, or holds stale labels
+  | 'ERR_SDVP_CONFIG' // a run configuration is invalid or does not match the run it resumes
   | 'ERR_SDVP_USAGE'; // a CLI command was called wrongly
 
 export interface SdvpErrorDetails {

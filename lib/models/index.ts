@@ -23,6 +23,7 @@ export type {
   CnnClassifierConfig,
   GridDetectorConfig,
   TinyVlmConfig,
+  TransformerVlmConfig,
 } from './create-model';
 export type { AdamWOptions, LrSchedule, OptimizerOptions, ParamGroup, SgdOptions } from './optimizer-options';
 export type { NamePattern } from './name-patterns';
