@@ -1,4 +1,4 @@
-// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs).
+// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs, data, teachers, runs).
 export * from './kernels';
 export { capabilities } from './capabilities';
 export type { Capabilities } from './capabilities';
@@ -7,3 +7,7 @@ export type { SdvpErrorCode, SdvpErrorDetails } from './errors/sdvp-error';
 export { loadNative } from './native/load-native';
 export * from './program';
 export * from './models';
+export * from './data';
+export * from './teachers';
+export * from './curriculum';
+export * from './run';

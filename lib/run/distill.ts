@@ -32,6 +32,7 @@ import type { TeacherOutput } from '../teachers/teacher-output';
 import type { RunConfig } from './config';
 import { type Evaluation, evaluateSubmodules, evaluateSystem } from './evaluate';
 import { type ReplaySet, buildReplaySet } from './replay';
+import { writeRunReport } from './report';
 import { RunFiles } from './run-files';
 import {
   type StageItem,
@@ -343,6 +344,11 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
     run.completed = true;
     run.seconds += (performance.now() - started) / 1000;
     files.writeJson('run.json', run);
+    await writeRunReport(
+      files.root,
+      run,
+      model.parameters().reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0),
+    );
     log(`done: ${JSON.stringify(run.final.tasks)}`);
     return { run: files.root, state: run, checkpoint: files.path('ckpt/final.pt') };
 

@@ -49,7 +49,7 @@ export const DEFAULT_STUDENT: TransformerVlmConfig = {
   dim: 48,
   hidden: 96,
   layers: 2,
-  heads: 4,
+  heads: 1,
   gridSize: 8,
   maxTokens: 10,
 };

@@ -211,3 +211,71 @@ export async function writeDemoReport(report: DemoReport): Promise<void> {
   ].join('\n');
   writeFileSync(join(report.out, 'report.md'), markdown);
 }
+
+/** A run's own report (report.json, report.md, loss.png, submodules.png) in its folder. */
+export async function writeRunReport(folder: string, state: RunState, parameters?: number): Promise<void> {
+  const final = state.final;
+  const json = {
+    table: final ? [{ system: 'sdvp', framework: 'visprog', accuracy: final.tasks }] : [],
+    submodules: {
+      before: state.before,
+      stages: state.reports.map((stage) => ({ stage: stage.name, before: stage.before, after: stage.after })),
+      final: final
+        ? Object.fromEntries(
+            Object.entries(final.submodules).map(([module, score]) => [module, score.accuracy]),
+          )
+        : undefined,
+    },
+    stages: state.reports,
+    parameters,
+    seconds: state.seconds,
+  };
+  writeFileSync(join(folder, 'report.json'), `${JSON.stringify(json, null, 2)}\n`);
+  await lossChart(metricRows(folder, 'run'), 'Training loss per stage', join(folder, 'loss.png'));
+  const rows: Row[] = [];
+  for (const module of Object.keys(state.before ?? {})) {
+    rows.push({ group: module, series: 'before', value: state.before?.[module] ?? null });
+    for (const stage of state.reports)
+      rows.push({
+        group: module,
+        series: `after stage ${stage.index} (${stage.name})`,
+        value: stage.after[module] ?? null,
+      });
+  }
+  await barChart(
+    rows,
+    {
+      title: 'Sub-module accuracy before and after each stage',
+      group: 'group',
+      series: 'series',
+      yTitle: 'accuracy',
+    },
+    join(folder, 'submodules.png'),
+  );
+  const lines = [
+    '# Distillation run',
+    '',
+    final
+      ? `End-to-end accuracy (${Object.entries(final.tasks)
+          .map(([task, accuracy]) => `${task} ${percent(accuracy)}%`)
+          .join(', ')})`
+      : 'Not finished.',
+    '',
+    '| stage | steps | rows (teacher / truth only / skipped) | sub-modules before | after | trainStep share | samples/s |',
+    '|---|---|---|---|---|---|---|',
+    ...state.reports.map(
+      (stage) =>
+        `| ${stage.index}: ${stage.name} | ${stage.steps} | ${stage.items.items} (${stage.items.teacherLabelled} / ${stage.items.groundTruthOnly} / ${stage.items.skipped}) | ` +
+        `${Object.entries(stage.before)
+          .map(([m, v]) => `${m} ${percent(v)}`)
+          .join(', ')} | ${Object.entries(stage.after)
+          .map(([m, v]) => `${m} ${percent(v)}`)
+          .join(', ')} | ` +
+        `${percent(stage.trainStepSeconds / stage.trainSeconds)}% | ${stage.samplesPerSecond.toFixed(0)} |`,
+    ),
+    '',
+    '![loss](loss.png) ![sub-modules](submodules.png)',
+    '',
+  ];
+  writeFileSync(join(folder, 'report.md'), lines.join('\n'));
+}

@@ -9,7 +9,7 @@ import { writeImageRegion } from '../models/image-tensor';
 import type { Model } from '../models/model';
 import type { Tensor } from '../models/tensors';
 import { WordTokenizer } from '../models/tokenizer';
-import { microBatched } from '../program/batched-module';
+import { BatchScheduler } from '../program/batched-module';
 import { type Box, type RasterImage, isRasterImage } from '../program/image';
 import type { ModuleImplementation } from '../program/interpreter';
 
@@ -141,12 +141,14 @@ export class Student {
 
   /** VQA and LOC implementations for the interpreter, micro-batched. */
   modules(maxBatch = 128): Record<string, ModuleImplementation> {
-    const answer = microBatched<StudentView, string>((views) => this.answers(views), maxBatch);
+    // One scheduler: the model runs one batch at a time, so both methods share its queue.
+    const scheduler = new BatchScheduler();
+    const answer = scheduler.method<StudentView, string>((views) => this.answers(views), maxBatch);
     const modules: Record<string, ModuleImplementation> = {
       VQA: ({ image, question }) => answer(viewOf(image, question)),
     };
     if (this.hasGround) {
-      const ground = microBatched<StudentView, Box[]>((views) => this.boxes(views), maxBatch);
+      const ground = scheduler.method<StudentView, Box[]>((views) => this.boxes(views), maxBatch);
       modules.LOC = ({ image, object }) => ground(viewOf(image, object));
     }
     return modules;

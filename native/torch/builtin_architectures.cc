@@ -212,16 +212,31 @@ Module layer_norm(Builder& b, int64_t dim) {
 }
 
 // A pre-norm transformer block: multi-head self-attention over the tokens `keep` marks, then a GELU
-// MLP.
+// MLP. Queries, keys and values come from three projections (contiguous outputs, so the batched
+// matrix products need no copies); with one head no reshaping happens at all, which on small CPU
+// batches is several times faster than splitting into narrow heads.
 const char* const kBlockSource = R"(
+def _split(self, x: Tensor) -> Tensor:
+    batch = x.size(0)
+    length = x.size(1)
+    return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2).reshape(batch * self.heads, length, self.head_dim)
+
 def forward(self, x: Tensor, keep: Tensor) -> Tensor:
     batch = x.size(0)
     length = x.size(1)
-    qkv = self.qkv.forward(self.norm1.forward(x)).view(batch, length, 3, self.heads, self.head_dim)
-    qkv = qkv.permute(2, 0, 3, 1, 4)
-    scores = torch.matmul(qkv[0], qkv[1].transpose(2, 3)) * self.attention_scale
-    scores = scores.masked_fill(keep.logical_not().unsqueeze(1).unsqueeze(2), -1.0e9)
-    attended = torch.matmul(torch.softmax(scores, 3), qkv[2]).transpose(1, 2).reshape(batch, length, self.dim)
+    h = self.norm1.forward(x)
+    q = self.q_proj.forward(h) * self.attention_scale
+    k = self.k_proj.forward(h)
+    v = self.v_proj.forward(h)
+    masked = keep.logical_not().unsqueeze(1)
+    if self.heads == 1:
+        scores = torch.bmm(q, k.transpose(1, 2)).masked_fill(masked, -1.0e9)
+        attended = torch.bmm(torch.softmax(scores, 2), v)
+    else:
+        scores = torch.bmm(self._split(q), self._split(k).transpose(1, 2))
+        scores = scores.view(batch, self.heads, length, length).masked_fill(masked.unsqueeze(1), -1.0e9)
+        mixed = torch.bmm(torch.softmax(scores, 3).view(batch * self.heads, length, length), self._split(v))
+        attended = mixed.view(batch, self.heads, length, self.head_dim).transpose(1, 2).reshape(batch, length, self.dim)
     x = x + self.proj.forward(attended)
     return x + self.fc2.forward(torch.gelu(self.fc1.forward(self.norm2.forward(x))))
 )";
@@ -229,7 +244,9 @@ def forward(self, x: Tensor, keep: Tensor) -> Tensor:
 Module transformer_block(Builder& b, int64_t dim, int64_t heads, int64_t hidden, int64_t layers) {
   Module m = b.module("TransformerBlock");
   m.register_module("norm1", layer_norm(b, dim));
-  m.register_module("qkv", linear(b, dim, 3 * dim, 1.0));
+  m.register_module("q_proj", linear(b, dim, dim, 1.0));
+  m.register_module("k_proj", linear(b, dim, dim, 1.0));
+  m.register_module("v_proj", linear(b, dim, dim, 1.0));
   // Residual branches start small (GPT-2's 1/sqrt(2 * layers) scaling), so a deep stack starts near
   // identity.
   const double residual_gain = 1.0 / (2.0 * static_cast<double>(layers));
