@@ -1,14 +1,21 @@
 // The sdvp side of the GPU train-step benchmark (bench/gpu/run.sh): the built-in tiny-vlm student
-// with a `vocab`-answer head, trained through the LibTorch runtime's public Model::train_step (the
-// fused objective in autograd, CE + tau^2 KL to a dense teacher, AdamW) on `device`; then the fused
-// objective alone (forward and backward on a [batch, vocab] leaf, the kernel's inputs already on
-// the device). It also writes the model as TorchScript and the batch, so that
+// with a `vocab`-answer head, trained on `device` (CE + tau^2 KL to a dense teacher, AdamW)
+//   1. through the LibTorch runtime's public Model::train_step: host arrays in, the fused objective
+//      in autograd, sdvp's optimizer, one synchronous step;
+//   2. with the same TorchScript file loaded by LibTorch, its inputs already on the device, the
+//   fused
+//      objective (fused_distill_loss) and torch::optim::AdamW: the fused loss in a step otherwise
+//      like the Python one;
+// then the fused objective alone (forward and backward on a [batch, vocab] leaf, its inputs already
+// on the device). It also writes the model as TorchScript and the batch, so that
 // bench/gpu/check_and_time.py trains the same model from Python with eager and compiled losses.
 // Prints one JSON line.
 //
 //   sdvp_train_step_bench --dir DIR [--device cuda] [--batch 256] [--vocab 32000] [--steps 30]
 //                         [--warmup 5] [--loss-runs 50]
 #include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
+#include <torch/script.h>
 
 #include <algorithm>
 #include <chrono>
@@ -104,6 +111,14 @@ void write_file(const std::string& path, const HostTensor& t) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+// A request's host tensor on `device` as `type` (a copy).
+at::Tensor request_tensor(const HostTensor& host, const c10::Device& device, c10::ScalarType type) {
+  const c10::ScalarType stored =
+      host.type == ElementType::kInt32 ? at::kInt : at::kFloat;  // the two types this harness makes
+  return at::from_blob(host.bytes->data(), host.shape, at::TensorOptions().dtype(stored))
+      .to(device, type);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -118,6 +133,18 @@ std::string json_array(const std::vector<double>& v) {
     s += buf;
   }
   return s + "]";
+}
+
+// Blocks until the device's queued work is done (a no-op on the CPU).
+void synchronize(const c10::Device& device) {
+#ifdef SDVP_TORCH_CUDA
+  if (device.is_cuda()) {
+    const cudaError_t err =
+        cudaStreamSynchronize(c10::cuda::getCurrentCUDAStream(device.index()).stream());
+    if (err != cudaSuccess) throw std::runtime_error(cudaGetErrorString(err));
+  }
+#endif
+  (void)device;
 }
 
 // Milliseconds of fn() on `device`: CUDA events on the current stream for CUDA, else a host clock.
@@ -214,11 +241,40 @@ int run(const Options& o) {
     losses.push_back(result.loss);
   }
 
-  // The fused objective alone, its inputs already on the device (the step moves them each time).
+  // The fused objective in a LibTorch step with every input already on the device.
   const c10::Device device(o.device);
   FusedObjective fused = make_objective(objective, 0, rows);
   fused.teacher_logits = fused.teacher_logits.to(device);
   fused.labels = fused.labels.to(device);
+  std::vector<double> device_step_ms;
+  {
+    torch::jit::Module module = torch::jit::load(o.dir + "/model.pt", device);
+    module.train();
+    std::vector<at::Tensor> parameters;
+    for (const at::Tensor& parameter : module.parameters()) parameters.push_back(parameter);
+    torch::optim::AdamW adamw(parameters,
+                              torch::optim::AdamWOptions(kLr).weight_decay(kWeightDecay));
+    const at::Tensor images_on = request_tensor(request.inputs[0], device, at::kFloat);
+    const at::Tensor tokens_on = request_tensor(request.inputs[1], device, at::kLong);
+    torch::jit::Method answer = module.get_method("answer");
+    auto step = [&] {
+      adamw.zero_grad();
+      const at::Tensor logits = answer({images_on, tokens_on}).toTensor();
+      fused_distill_loss(logits, fused)[0].backward();
+      adamw.step();
+      synchronize(device);
+    };
+    for (int i = 0; i < o.warmup; ++i) step();
+    for (int i = 0; i < o.steps; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      step();
+      device_step_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
+    }
+  }
+
+  // The fused objective alone, its inputs already on the device.
   at::Tensor logits =
       (at::randn({rows, o.vocab}, at::TensorOptions().device(device)) * 2).requires_grad_(true);
   std::vector<double> loss_ms;
@@ -235,12 +291,13 @@ int run(const Options& o) {
                                            labels.size() * 4 + teacher.size() * 4);
   std::printf(
       "{\"libtorch\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"vocab\": %lld, "
-      "\"hostBytesPerStep\": %lld, \"stepMsMedian\": %.6g, \"lossAloneMsMedian\": %.6g, "
-      "\"stepMs\": %s, \"lossAloneMs\": %s, \"losses\": %s}\n",
+      "\"hostBytesPerStep\": %lld, \"stepMsMedian\": %.6g, \"deviceStepMsMedian\": %.6g, "
+      "\"lossAloneMsMedian\": %.6g, \"stepMs\": %s, \"deviceStepMs\": %s, \"lossAloneMs\": %s, "
+      "\"losses\": %s}\n",
       libtorch_version().c_str(), o.device.c_str(), static_cast<long long>(rows),
       static_cast<long long>(o.vocab), static_cast<long long>(h2d), median(step_ms),
-      median(loss_ms), json_array(step_ms).c_str(), json_array(loss_ms).c_str(),
-      json_array(losses).c_str());
+      median(device_step_ms), median(loss_ms), json_array(step_ms).c_str(),
+      json_array(device_step_ms).c_str(), json_array(loss_ms).c_str(), json_array(losses).c_str());
   return 0;
 }
 

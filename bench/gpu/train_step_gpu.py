@@ -105,17 +105,19 @@ def train_step_rows(binary, workdir, device, batch, vocab, steps, warmup, loss_r
                                      f"step {r['stepMsMedian']:.3f} ms, loss alone {r['lossAloneMsMedian']:.3f} ms"))
     shape = f"{batch}x{vocab}"
     step_section, loss_section = f"train step {shape}", f"loss fwd+bwd {shape}"
-    variants = [("sdvp LibTorch (fused loss)", sdvp, None), ("PyTorch eager loss", sides["eager"], "eager"),
-                ("PyTorch torch.compile loss", sides["compiled"], "compile")]
-    rows = []
-    for name, r, baseline in variants:
-        step_ms = r.get("stepMsMedian")
-        note = r.get("error")
-        if not note and baseline is None:
-            note = f"host->device {r['hostBytesPerStep'] / 1e6:.1f} MB per step (the API takes host arrays)"
-        rows.append({"section": step_section, "variant": name, "dtype": "f32", "shape": shape, "ms": step_ms,
-                     "samples_s": batch * 1e3 / step_ms if step_ms else None, "baseline": baseline, "note": note})
-    for name, r, baseline in variants:
+    sdvp_note = sdvp.get("error") or (f"host->device {sdvp['hostBytesPerStep'] / 1e6:.1f} MB per step: "
+                                      "the API takes host arrays")
+    device_note = sdvp.get("error") or "same model file, inputs on the device, torch::optim::AdamW"
+    steps_of = [("sdvp Model::train_step", sdvp.get("stepMsMedian"), None, sdvp_note),
+                ("sdvp loss in a LibTorch step", sdvp.get("deviceStepMsMedian"), None, device_note),
+                ("PyTorch eager loss", sides["eager"].get("stepMsMedian"), "eager", sides["eager"].get("error")),
+                ("PyTorch torch.compile loss", sides["compiled"].get("stepMsMedian"), "compile",
+                 sides["compiled"].get("error"))]
+    rows = [{"section": step_section, "variant": name, "dtype": "f32", "shape": shape, "ms": ms,
+             "samples_s": batch * 1e3 / ms if ms else None, "baseline": baseline, "note": note}
+            for name, ms, baseline, note in steps_of]
+    for name, r, baseline in (("sdvp fused loss", sdvp, None), ("PyTorch eager", sides["eager"], "eager"),
+                              ("PyTorch torch.compile", sides["compiled"], "compile")):
         rows.append({"section": loss_section, "variant": name, "dtype": "f32", "shape": shape,
                      "ms": r.get("lossAloneMsMedian"), "baseline": baseline, "note": r.get("error")})
     return rows, {"sdvp": sdvp, **sides}

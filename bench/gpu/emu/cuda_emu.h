@@ -138,7 +138,8 @@ inline T __shfl_xor_sync(unsigned, T value, int lane_mask) {
   std::memcpy(b->lanes[tid].data(), &value, sizeof(T));
   emu::blocking([b, warp] { b->warp_barriers[warp]->arrive_and_wait(); });
   T out;
-  std::memcpy(&out, b->lanes[warp * 32 + (lane ^ static_cast<unsigned>(lane_mask))].data(), sizeof(T));
+  std::memcpy(&out, b->lanes[warp * 32 + (lane ^ static_cast<unsigned>(lane_mask))].data(),
+              sizeof(T));
   emu::blocking([b, warp] { b->warp_barriers[warp]->arrive_and_wait(); });
   return out;
 }
@@ -265,8 +266,8 @@ inline void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar,
   mbar_notify(bar);
 }
 
-// Blocks (futex, no spinning: an emulated cluster has up to 4096 threads) until the phase completes.
-// A barrier nobody completes hangs here, as it would on a GPU; run.sh's time limit catches both.
+// Blocks (futex, no spinning: an emulated cluster has up to 4096 threads) until the phase
+// completes. A barrier nobody completes hangs here, as it would on a GPU.
 inline void mbar_wait(uint64_t* bar, uint32_t parity) {
   if (parity != 0) fail("mbar_wait: the emulation has one phase per barrier");
   for (;;) {

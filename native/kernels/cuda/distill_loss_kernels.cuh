@@ -308,9 +308,14 @@ __device__ __forceinline__ RowAcc merge_row_acc(RowAcc a, RowAcc b, float k_tau)
   return a;
 }
 
+// How the student's exponentials at temperature 1 and at tau relate. Exponentials (MUFU.EX2, 16 per
+// clock per SM) bound these kernels' arithmetic near the memory floor, so one serves both where it
+// can: at tau = 1 they are the same value, at tau = 2 exp(x) = exp(x / 2)^2 is a multiply.
+enum class TauMode { kAny, kOne, kTwo };
+
 // Adds N consecutive elements starting at row index j0. `outside` has bit i set when element i is
 // not one of the top-k indices.
-template <bool kKD, bool kDense, bool kTopK, Divergence DV, bool kSameTau, int N>
+template <bool kKD, bool kDense, bool kTopK, Divergence DV, TauMode M, int N>
 __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const float (&y)[N],
                                            uint32_t outside, int64_t j0, float k_tau) {
   float vmax = x[0];
@@ -333,14 +338,23 @@ __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const
   [[maybe_unused]] const float mts = shift_of(a.mt);
 #pragma unroll
   for (int i = 0; i < N; ++i) {
-    const float ds = x[i] - ms;
-    const float x1 = ds * kLog2e;
-    const float e1 = exp2f(x1);
+    const float ds = x[i] - ms;  // <= 0: the exponentials are at most 1
+    float e1, xs = 0.f, es = 0.f;
+    if constexpr (kKD && M == TauMode::kTwo) {
+      xs = ds * k_tau;  // exactly half of ds * log2(e)
+      es = exp2f(xs);
+      e1 = es * es;
+    } else {
+      const float x1 = ds * kLog2e;
+      e1 = exp2f(x1);
+      if constexpr (kKD) {
+        xs = M == TauMode::kOne ? x1 : ds * k_tau;
+        es = M == TauMode::kOne ? e1 : exp2f(xs);
+      }
+    }
     a.z1 += e1;
     a.sum += x[i];
     if constexpr (kKD) {
-      const float xs = kSameTau ? x1 : ds * k_tau;
-      const float es = kSameTau ? e1 : exp2f(xs);
       a.zs += es;
       if constexpr (kTopK) a.ztail += ((outside >> i) & 1u) ? es : 0.f;
       if constexpr (kDense) {
@@ -636,9 +650,10 @@ struct RowConsts {
   float lt;   // tau * logsumexp(t / tau) over the teacher's categories (dense logits or top-k
               // log-probs)
   float c_soft, c_uniform, c_label, c_kd;  // gradient coefficients (scale folded in)
-  float d, sg;                             // the divergence and sum_c q_c g_c, natural units
-  float tail_coef;                         // top-k: dD/dz_j = q_j * tail_coef outside K
-  int32_t label;                           // -1 when the row has no CE term
+  float p1_scale;   // TauMode::kTwo: softmax(s)_j = q_j^2 * p1_scale, p1_scale = exp(ls - lse)
+  float d, sg;      // the divergence and sum_c q_c g_c, natural units
+  float tail_coef;  // top-k: dD/dz_j = q_j * tail_coef outside K
+  int32_t label;    // -1 when the row has no CE term
 };
 
 template <DType D, TeacherKind TK, Divergence DV>
@@ -650,7 +665,7 @@ struct RowKernel {
   static constexpr bool kTopK = TK == TeacherKind::kTopK;
   static constexpr bool kJsd = DV == Divergence::kJSD;
 
-  template <bool kSameTau, class Part>
+  template <TauMode M, class Part>
   static __device__ RowAcc pass1(const KernelParams& p, Part& part, RowScratch& scratch) {
     RowAcc a = row_acc_identity();
     const float k = p.k_tau;
@@ -658,7 +673,7 @@ struct RowKernel {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
       uint32_t outside = 0;
       if constexpr (kTopK) outside = part.template outside<N>(j0);
-      accumulate<kKD, kDense, kTopK, DV, kSameTau, N>(a, x, y, outside, j0, k);
+      accumulate<kKD, kDense, kTopK, DV, M, N>(a, x, y, outside, j0, k);
     });
     return part.allreduce(
         a, [k](const RowAcc& u, const RowAcc& v) { return merge_row_acc<kDense, DV>(u, v, k); },
@@ -694,8 +709,10 @@ struct RowKernel {
     }
   }
 
-  template <bool kCE, bool kSameTau, class Part>
+  template <bool kCE, TauMode M, class Part>
   static __device__ void pass2(const KernelParams& p, Part& part, const RowConsts& c, bool kd_on) {
+    // One exponential for both softmaxes at tau = 2 (q first, p1 from it).
+    constexpr bool kSquare = kCE && kKD && M == TauMode::kTwo;
     const float k = p.k_tau, b = p.jsd_beta;
     part.template write<kDense>([&](int64_t j0, const auto& x, const auto& y, auto& out) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
@@ -703,12 +720,19 @@ struct RowKernel {
       if constexpr (kTopK) outside = part.template outside<N>(j0);
 #pragma unroll
       for (int i = 0; i < N; ++i) {
-        float p1;
-        float gi = ce_grad<kCE>(x[i], c, p1);
+        const float lq2 = (x[i] - c.ls) * k;
+        float p1, gi;
+        [[maybe_unused]] float q = 0.f;
+        if constexpr (kSquare) {
+          q = exp2f(lq2);
+          p1 = q * q * c.p1_scale;
+          gi = fmaf(p1, c.c_soft, -c.c_uniform);
+        } else {
+          gi = ce_grad<kCE>(x[i], c, p1);
+        }
         if constexpr (kKD) {
           if (kd_on) {
-            const float lq2 = (x[i] - c.ls) * k;
-            const float q = (kCE && kSameTau) ? p1 : exp2f(lq2);
+            if constexpr (!kSquare) q = (kCE && M == TauMode::kOne) ? p1 : exp2f(lq2);
             float gk;
             if constexpr (kDense) {
               const float lp2 = (y[i] - c.lt) * k;
@@ -814,7 +838,11 @@ struct RowKernel {
 
     // ---- pass 1 --------------------------------------------------------------------------------
     part.stage();
-    const RowAcc a = p.same_tau ? pass1<true>(p, part, scratch) : pass1<false>(p, part, scratch);
+    const TauMode mode =
+        p.same_tau ? TauMode::kOne : (kKD && p.tau == 2.f ? TauMode::kTwo : TauMode::kAny);
+    const RowAcc a = mode == TauMode::kOne   ? pass1<TauMode::kOne>(p, part, scratch)
+                     : mode == TauMode::kTwo ? pass1<TauMode::kTwo>(p, part, scratch)
+                                             : pass1<TauMode::kAny>(p, part, scratch);
     RowConsts c;
     const float tau = p.tau;
     const float lse = shift_of(a.m) + kLn2 * __log2f(a.z1);
@@ -920,18 +948,19 @@ struct RowKernel {
     c.c_uniform = c_ce * p.label_smoothing / static_cast<float>(V);
     c.c_label = c_ce * (1.f - p.label_smoothing);
     c.c_kd = scale * p.kd_scale * p.inv_tau;
+    c.p1_scale = exp2f((c.ls - lse) * kLog2e);
     c.d = d;
     c.sg = sg;
     c.tail_coef = tail_coef;
     c.label = has_label ? label : -1;
-    if (has_label) {
-      if (p.same_tau) {
-        pass2<true, true>(p, part, c, kd_on);
-      } else {
-        pass2<true, false>(p, part, c, kd_on);
-      }
+    if (!has_label) {
+      pass2<false, TauMode::kAny>(p, part, c, kd_on);
+    } else if (mode == TauMode::kOne) {
+      pass2<true, TauMode::kOne>(p, part, c, kd_on);
+    } else if (mode == TauMode::kTwo) {
+      pass2<true, TauMode::kTwo>(p, part, c, kd_on);
     } else {
-      pass2<false, false>(p, part, c, kd_on);
+      pass2<true, TauMode::kAny>(p, part, c, kd_on);
     }
 
     if constexpr (kTopK) {
