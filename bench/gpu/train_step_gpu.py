@@ -31,7 +31,10 @@ def run_sdvp(binary, folder, device, batch, vocab, steps, warmup, loss_runs, tim
     if not lines:
         tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
         return {"error": f"the LibTorch harness exited {out.returncode}: {' | '.join(tail)}"[:300]}
-    result = json.loads(lines[-1])
+    try:
+        result = json.loads(lines[-1])
+    except ValueError as e:  # e.g. a NaN printed by the harness
+        return {"error": f"unreadable harness output ({e}): {lines[-1][:200]}"}
     if out.returncode != 0 and "error" not in result:
         result["error"] = f"exit status {out.returncode}"
     return result
