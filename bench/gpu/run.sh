@@ -97,7 +97,8 @@ main() {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
   fi
   rm -f "$BUILD/harness.status"
-  build_harness &
+  # Its own log; not the pipe to tee, which would otherwise wait for the build after the harness ends.
+  build_harness < /dev/null > /dev/null 2>&1 &
   # Last, so that its closing table is the last thing printed. The time limit turns a hung kernel into
   # a failed run with its log and partial results.json instead of one that eats the machine's budget.
   timeout -k 10 "${SDVP_GPU_TIMEOUT:-330}" "$PY" bench/gpu/check_and_time.py --lib "$BUILD/libsdvp_gpu.so" \
