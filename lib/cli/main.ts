@@ -24,6 +24,11 @@ const commands: CommandEntry[] = [
     load: () => require('./decompose-command').decomposeCommand,
   },
   {
+    words: ['run'],
+    summary: 'run one VisProg or ViperGPT program (ViperGPT in a Python sandbox) and print its trace',
+    load: () => require('./run-command').runCommand,
+  },
+  {
     words: ['capabilities'],
     summary: 'print what the native addon was built with (SIMD target, CUDA, LibTorch)',
     load: () => require('./capabilities-command').capabilitiesCommand,

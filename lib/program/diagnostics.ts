@@ -26,6 +26,7 @@ export type DiagnosticCode =
   | 'python-error' // a ViperGPT run raised a Python exception (IndexError, ZeroDivisionError, ...)
   | 'limit' // a ViperGPT run reached a sandbox limit (steps, time, while bound, recursion, size)
   | 'module-error' // a module implementation failed or returned the wrong kind of value
+  | 'step-failed' // a VisProg step failed when the program ran (sdvp run)
   | 'internal'; // a defect in sdvp itself, reported rather than thrown
 
 /** One finding about a program, located at a 1-based line and column of its source. */

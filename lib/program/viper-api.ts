@@ -530,21 +530,22 @@ export const VIPER_FUNCTIONS: ReadonlyMap<string, PyBuiltin> = new Map([
   apiFunction('ImagePatch', (args, keywords, host) => {
     const site = host.site;
     const [image, ...coordinates] = apiArguments(host, 'ImagePatch', args, keywords);
-    const raster = imageOf(image);
     const given = coordinates.map((value) => (value === undefined ? null : value));
-    let box: { left: number; lower: number; right: number; upper: number } | undefined;
-    if (given.some((value) => value !== null)) {
+    const inputs: Record<string, unknown> = { image: valueToTrace(image ?? null) };
+    ['left', 'lower', 'right', 'upper'].forEach((name, i) => {
+      if (given[i] !== null) inputs[name] = valueToTrace(given[i]);
+    });
+    return recorded(host, 'ImagePatch', inputs, site, () => {
+      const raster = imageOf(image);
+      if (given.every((value) => value === null)) return createImagePatch(raster);
       const [left, lower, right, upper] = given.map((value) => {
         if (value === null) raise.type("unsupported operand type(s) for -: 'int' and 'NoneType'");
         if (!isIntLike(value))
           raise.type('slice indices must be integers or None or have an __index__ method');
         return Number(toBigInt(value as bigint | boolean));
       });
-      box = { left, lower, right, upper };
-    }
-    return recorded(host, 'ImagePatch', { image: raster, ...(box ?? {}) }, site, () =>
-      createImagePatch(raster, box),
-    );
+      return createImagePatch(raster, { left, lower, right, upper });
+    });
   }),
   apiFunction('VideoSegment', (args, keywords, host) => {
     const site = host.site;

@@ -6,6 +6,7 @@ import { parser as pythonParser } from '@lezer/python';
 import { type Diagnostic, type DiagnosticCode, makeDiagnostic, sortDiagnostics } from './diagnostics';
 import { type MaybePromise, repeat, then } from './maybe-async';
 import type { ModuleRegistry } from './module-registry';
+import { argumentGroups } from './python-call-arguments';
 import { PythonError, SandboxLimit, raise } from './python-errors';
 import { convertField, formatValue } from './python-format';
 import { collect, forEachItem, iterate } from './python-iteration';
@@ -316,13 +317,6 @@ class ComprehensionGenerator extends PyIterator {
       return true;
     });
   }
-}
-
-interface ArgumentGroup {
-  nodes: SyntaxNode[];
-  keyword: string | null;
-  splat: boolean;
-  generator: boolean;
 }
 
 class ViperCompiler {
@@ -1581,31 +1575,6 @@ class ViperCompiler {
 
   // ---- calls ----
 
-  #argumentGroups(argList: SyntaxNode | null): ArgumentGroup[] {
-    const groups: ArgumentGroup[] = [];
-    if (!argList) return groups;
-    let current: SyntaxNode[] = [];
-    const flush = () => {
-      if (current.length === 0) return;
-      const isKeyword =
-        current.length >= 3 && current[0].name === 'VariableName' && current[1].name === 'AssignOp';
-      groups.push({
-        nodes: isKeyword ? current.slice(2) : current,
-        keyword: isKeyword ? this.text(current[0]) : null,
-        splat: current[0].name === '*' || current[0].name === '**',
-        generator: current.some((part) => part.name === 'for'),
-      });
-      current = [];
-    };
-    for (const child of children(argList)) {
-      if (child.name === '(' || child.name === ')') continue;
-      if (child.name === ',') flush();
-      else current.push(child);
-    }
-    flush();
-    return groups;
-  }
-
   #site(nameNode: SyntaxNode): CallSite {
     const { line, column } = this.lines.position(nameNode.from);
     const step = this.#stepsAt.get(`${line}:${column}`);
@@ -1614,7 +1583,7 @@ class ViperCompiler {
 
   #call(node: SyntaxNode): Expression {
     const calleeNode = node.firstChild!;
-    const groups = this.#argumentGroups(node.getChild('ArgList'));
+    const groups = argumentGroups(node.getChild('ArgList'), this.source);
     const positional: Expression[] = [];
     const keywordNames: string[] = [];
     const keywordValues: Expression[] = [];

@@ -9,6 +9,7 @@ import { PYTHON_BUILTINS } from './python-builtins';
 import { ModuleFailure, PythonError, SandboxLimit, SandboxRefusal } from './python-errors';
 import { MATH_MODULE } from './python-math';
 import { type Value, pyRepr } from './python-values';
+import { runConcurrently } from './run-concurrently';
 import type { ProgramTrace } from './trace';
 import { VIPER_FUNCTIONS } from './viper-api';
 import { type CompiledViperProgram, compileViperProgram } from './viper-compile';
@@ -279,25 +280,9 @@ export class ViperInterpreter {
     jobs: Iterable<ViperJob>,
     options: { concurrency?: number; signal?: AbortSignal } = {},
   ): Promise<ViperRunTrace[]> {
-    const list = [...jobs];
-    const concurrency = options.concurrency ?? 4;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw argError('ERR_SDVP_RANGE', 'options.concurrency', 'a positive integer', concurrency);
-    }
-    const results = new Array<ViperRunTrace>(list.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < list.length) {
-        const index = next++;
-        const job = list[index];
-        results[index] = await this.run(job.program, job.inputs, {
-          programId: job.programId,
-          signal: options.signal,
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
-    return results;
+    return runConcurrently(jobs, options.concurrency ?? 4, (job) =>
+      this.run(job.program, job.inputs, { programId: job.programId, signal: options.signal }),
+    );
   }
 }
 

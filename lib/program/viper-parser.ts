@@ -10,6 +10,7 @@ import {
   type ModuleSpec,
   defaultModuleRegistry,
 } from './module-registry';
+import { type ArgumentGroup, argumentGroups } from './python-call-arguments';
 import { decodePythonString, parsePythonNumber } from './python-literals';
 import { LineIndex, pythonSyntaxError } from './python-syntax';
 import type { ControlContext, ControlKind, LiteralValue, Step, StepArgument, StepGraph } from './step-graph';
@@ -202,14 +203,6 @@ interface NameUse {
   /** The function scope the use sits in directly (not inside a lambda or nested function), if any. */
   orderScope: Scope | null;
   definedAtUse: boolean;
-}
-
-interface ArgumentGroup {
-  nodes: SyntaxNode[];
-  keyword: string | null;
-  keywordNode: SyntaxNode | null;
-  splat: boolean;
-  generator: boolean;
 }
 
 class ViperAnalyzer {
@@ -943,33 +936,6 @@ class ViperAnalyzer {
     return last?.name === 'PropertyName' ? last.from : (callee?.from ?? call.from);
   }
 
-  #argumentGroups(argList: SyntaxNode | null): ArgumentGroup[] {
-    const groups: ArgumentGroup[] = [];
-    if (!argList) return groups;
-    let current: SyntaxNode[] = [];
-    const flush = () => {
-      if (current.length === 0) return;
-      const isKeyword =
-        current.length >= 3 && current[0].name === 'VariableName' && current[1].name === 'AssignOp';
-      groups.push({
-        nodes: isKeyword ? current.slice(2) : current,
-        keyword: isKeyword ? this.text(current[0]) : null,
-        keywordNode: isKeyword ? current[0] : null,
-        splat: current[0].name === '*' || current[0].name === '**',
-        generator: current.some((node) => node.name === 'for'),
-      });
-      current = [];
-    };
-    for (let child = argList.firstChild; child; child = child.nextSibling) {
-      if (child.name === '(' || child.name === ')' || child.name === 'Comment' || child.type.isError)
-        continue;
-      if (child.name === ',') flush();
-      else current.push(child);
-    }
-    flush();
-    return groups;
-  }
-
   #argumentValue(group: ArgumentGroup, lambdaFlows: Flow): Flow {
     if (group.generator) return this.#comprehension(group.nodes, group.nodes[0]);
     const nodes = group.splat ? group.nodes.slice(1) : group.nodes;
@@ -1010,7 +976,7 @@ class ViperAnalyzer {
       receiverFlow = this.#expression(callee);
       nameNode = callee;
     }
-    const groups = this.#argumentGroups(argList);
+    const groups = argumentGroups(argList, this.source);
     // Arguments first, then lambdas: a lambda's parameters receive the elements of what the call walks
     // (the receiver of `xs.sort(key=...)`, the positional arguments of `sorted(xs, key=...)`).
     const isLambda = (group: ArgumentGroup) => group.nodes[0]?.name === 'LambdaExpression';
