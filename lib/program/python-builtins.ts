@@ -42,8 +42,9 @@ function bind(name: string, args: Value[], keywords: Map<string, Value> | null, 
 }
 
 const INT_TEXT = /^[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|[0-9](?:_?[0-9])*)$/;
+/** Python's float() grammar, written so that no input makes the regular expression backtrack. */
 const FLOAT_TEXT =
-  /^[+-]?(?:(?:[0-9](?:_?[0-9])*)?\.?[0-9](?:_?[0-9])*(?:[eE][+-]?[0-9](?:_?[0-9])*)?|[0-9](?:_?[0-9])*\.(?:[eE][+-]?[0-9](?:_?[0-9])*)?)$/;
+  /^[+-]?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)(?:[eE][+-]?[0-9](?:_?[0-9])*)?$/;
 const DIGIT_LIMIT = 4300;
 
 /** int(text, base) with Python's grammar: sign, optional base prefix, underscores between digits. */
@@ -396,7 +397,7 @@ export const PYTHON_BUILTINS: ReadonlyMap<string, PyBuiltin> = new Map([
       sortItems(items, key, reverse !== undefined && isTruthy(reverse), runtime),
     );
   }),
-  builtin('str', (args, keywords) => {
+  builtin('str', (args, keywords, runtime) => {
     noKeywords('str', keywords);
     if (args.length > 1) {
       throw new PythonError(
@@ -404,7 +405,10 @@ export const PYTHON_BUILTINS: ReadonlyMap<string, PyBuiltin> = new Map([
         'str() with an encoding is outside the sandboxed subset (there are no bytes)',
       );
     }
-    return args.length === 0 ? '' : pyStr(args[0]);
+    if (args.length === 0) return '';
+    const text = pyStr(args[0]);
+    runtime.checkLength(text.length);
+    return text;
   }),
   builtin('sum', (args, keywords, runtime) => sumOf(args, keywords, runtime)),
   builtin('tuple', (args, keywords, runtime) => {

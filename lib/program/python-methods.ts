@@ -55,30 +55,21 @@ function maxSplit(value: Value | undefined): number {
   return Number(toBigInt(value as bigint | boolean));
 }
 
+/** str.split() / rsplit() without a separator: runs of whitespace, at most `limit` splits, linear in the text. */
 function splitWhitespace(text: string, limit: number, fromRight: boolean): string[] {
-  const words = text.split(/[\s\x1c-\x1f\x85]+/u).filter((word) => word !== '');
-  if (limit < 0 || words.length <= limit + 1) return words;
-  // Rebuild the unsplit remainder from the original text so its inner whitespace is kept.
-  if (!fromRight) {
-    const out: string[] = [];
-    let rest = text.replace(/^[\s\x1c-\x1f\x85]+/u, '');
-    for (let i = 0; i < limit; i++) {
-      const match = /[\s\x1c-\x1f\x85]+/u.exec(rest)!;
-      out.push(rest.slice(0, match.index));
-      rest = rest.slice(match.index + match[0].length);
-    }
-    out.push(rest);
-    return out;
+  const words: Array<[number, number]> = [];
+  let start = 0;
+  for (const match of text.matchAll(/[\s\x1c-\x1f\x85]+/gu)) {
+    if (match.index > start) words.push([start, match.index]);
+    start = match.index + match[0].length;
   }
-  const out: string[] = [];
-  let rest = text.replace(/[\s\x1c-\x1f\x85]+$/u, '');
-  for (let i = 0; i < limit; i++) {
-    const match = /[\s\x1c-\x1f\x85]+(?=[^\s\x1c-\x1f\x85]*$)/u.exec(rest)!;
-    out.unshift(rest.slice(match.index + match[0].length));
-    rest = rest.slice(0, match.index);
-  }
-  out.unshift(rest);
-  return out;
+  if (start < text.length) words.push([start, text.length]);
+  const pieces = words.map(([from, to]) => text.slice(from, to));
+  if (limit < 0 || words.length <= limit + 1) return pieces;
+  // The unsplit remainder keeps its inner (and far-side) whitespace, as in Python.
+  if (!fromRight) return [...pieces.slice(0, limit), text.slice(words[limit][0])];
+  const keep = words.length - limit;
+  return [text.slice(0, words[keep - 1][1]), ...pieces.slice(keep)];
 }
 
 function splitText(
@@ -313,7 +304,9 @@ function stringMethods(attribute: FormatAttribute): Record<string, Method<string
     },
     format: (self, args, keywords, runtime) => {
       runtime.charge(1 + Math.ceil(self.length / 64));
-      return strFormat(self, args, keywords, attribute);
+      const text = strFormat(self, args, keywords, attribute);
+      runtime.checkLength(text.length);
+      return text;
     },
     isdigit: predicate(/^[\p{Nd}\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089]+$/u),
     isdecimal: predicate(/^\p{Nd}+$/u),

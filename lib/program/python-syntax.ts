@@ -68,7 +68,9 @@ function scanTokens(source: string, lines: LineIndex): TokenScan {
   const altStack = [0];
   let i = 0;
   let atLineStart = true;
-  const lastLine = lines.position(source.replace(/[\r\n]+$/, '').length).line;
+  let end = source.length;
+  while (end > 0 && (source[end - 1] === '\n' || source[end - 1] === '\r')) end--;
+  const lastLine = lines.position(end).line;
   while (i < source.length) {
     if (atLineStart && scan.open.length === 0) {
       atLineStart = false;
@@ -94,7 +96,7 @@ function scanTokens(source: string, lines: LineIndex): TokenScan {
         next !== '\n' &&
         next !== '\r' &&
         next !== '#' &&
-        !(next === '\\' && /^\\\r?\n/.test(source.slice(j)))
+        !(next === '\\' && (source[j + 1] === '\n' || source[j + 1] === '\r'))
       ) {
         scan.lineStarts.push(j);
         const { line } = lines.position(j);
@@ -122,7 +124,13 @@ function scanTokens(source: string, lines: LineIndex): TokenScan {
             altStack.pop();
           }
           if (indentStack[indentStack.length - 1] !== width) {
-            const lineEnd = source.slice(i).search(/\r?\n|\r|$/);
+            let lineEnd = 0;
+            while (
+              i + lineEnd < source.length &&
+              source[i + lineEnd] !== '\n' &&
+              source[i + lineEnd] !== '\r'
+            )
+              lineEnd++;
             scan.error = {
               offset: i,
               message: 'unindent does not match any outer indentation level',

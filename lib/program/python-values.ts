@@ -4,9 +4,10 @@
 // str a string, list a JavaScript array; everything else is a PyObject subclass. Nothing of JavaScript is reachable
 // from a program: attributes are looked up in explicit tables, never on the objects themselves.
 
+import { performance } from 'node:perf_hooks';
 import type { RasterImage } from './image';
 import type { MaybePromise } from './maybe-async';
-import { PythonError, raise } from './python-errors';
+import { PythonError, SandboxLimit, raise } from './python-errors';
 import { floatRepr } from './python-number-format';
 
 /** Any value a sandboxed program can hold. */
@@ -268,6 +269,52 @@ export function toIndex(value: Value, what: string): number {
 
 // ---- equality, hashing, ordering ----
 
+/**
+ * Work done by the structural operations (==, <, hashing, repr and the conversions to JSON) since the running
+ * interpreter last collected it. Values can share parts (`x = [x] * 3` in a loop), so these walks can be far
+ * larger than the memory a value takes: the interpreter adds this work to its step count, and no single walk
+ * may visit more than STRUCTURAL_WALK_LIMIT parts.
+ */
+let structuralWork = 0;
+let walkStart = 0;
+let walkDeadline = Number.POSITIVE_INFINITY;
+
+/** How many parts one walk (one comparison, hash, repr or conversion) may visit. */
+export const STRUCTURAL_WALK_LIMIT = 1_000_000;
+
+/** Starts a walk (at depth 0) and counts one visited part; long walks also watch the running program's deadline. */
+export function countVisit(depth: number, weight = 1): void {
+  if (depth === 0) walkStart = structuralWork;
+  const before = structuralWork - walkStart;
+  structuralWork += weight;
+  const visited = structuralWork - walkStart;
+  if (visited > STRUCTURAL_WALK_LIMIT) {
+    throw new SandboxLimit(
+      'size',
+      `a value has more than ${STRUCTURAL_WALK_LIMIT.toLocaleString('en-US')} parts to compare, hash or print (the size limit)`,
+    );
+  }
+  if (visited >> 14 !== before >> 14 && performance.now() > walkDeadline) {
+    throw new SandboxLimit(
+      'time',
+      'the program ran longer than its time limit, in one comparison, hash or repr',
+    );
+  }
+}
+
+/** When the running program's time is up (performance.now() milliseconds); the interpreter keeps it current. */
+export function setWalkDeadline(deadline: number): void {
+  walkDeadline = deadline;
+}
+
+/** The structural work done since the last call (the interpreter charges it to the run). */
+export function takeStructuralWork(): number {
+  const work = structuralWork;
+  structuralWork = 0;
+  walkStart = 0;
+  return work;
+}
+
 const identities = new WeakMap<object, number>();
 let nextIdentity = 1;
 
@@ -281,7 +328,8 @@ function identity(value: object): number {
 }
 
 /** A string that is equal for values Python considers equal and hashable; TypeError for unhashable values. */
-export function hashKey(value: Value): string {
+export function hashKey(value: Value, depth = 0): string {
+  countVisit(depth);
   if (value === null) return 'N';
   switch (typeof value) {
     case 'boolean':
@@ -292,9 +340,14 @@ export function hashKey(value: Value): string {
       if (Number.isInteger(value)) return `i${BigInt(value)}`;
       return `f${value}`;
     case 'string':
+      if (value.length > 64) countVisit(depth + 1, value.length >> 6);
       return `s${value.length}:${value}`;
     default:
-      if (value instanceof PyTuple) return `t${value.items.length}(${value.items.map(hashKey).join(',')})`;
+      if (value instanceof PyTuple) {
+        if (depth > 200)
+          throw new PythonError('RecursionError', 'maximum recursion depth exceeded while hashing');
+        return `t${value.items.length}(${value.items.map((item) => hashKey(item, depth + 1)).join(',')})`;
+      }
       if (Array.isArray(value) || value instanceof PyDict || value instanceof PySet) {
         return raise.type(`unhashable type: '${typeName(value)}'`);
       }
@@ -312,6 +365,7 @@ function numericEquals(a: bigint | boolean | number, b: bigint | boolean | numbe
 
 /** Python's `==`. */
 export function pyEquals(a: Value, b: Value, depth = 0): boolean {
+  countVisit(depth);
   if (a === b) return !(typeof a === 'number' && Number.isNaN(a));
   if (isNumeric(a) && isNumeric(b)) return numericEquals(a, b);
   if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
@@ -377,6 +431,7 @@ function applyOrder(order: number, operator: ComparisonOperator): boolean {
 
 /** Python's `<`, `<=`, `>`, `>=` (TypeError between unordered types). */
 export function pyCompare(a: Value, b: Value, operator: ComparisonOperator, depth = 0): boolean {
+  countVisit(depth);
   if (isNumeric(a) && isNumeric(b)) {
     const left = typeof a === 'boolean' ? (a ? 1n : 0n) : a;
     const right = typeof b === 'boolean' ? (b ? 1n : 0n) : b;
@@ -449,6 +504,7 @@ export function reprString(text: string): string {
 
 /** Python's repr(). */
 export function pyRepr(value: Value, seen: Set<object> = new Set()): string {
+  countVisit(seen.size);
   if (value === null) return 'None';
   switch (typeof value) {
     case 'boolean':
@@ -458,6 +514,8 @@ export function pyRepr(value: Value, seen: Set<object> = new Set()): string {
     case 'number':
       return floatRepr(value);
     case 'string':
+      // Escaping walks every character: long strings weigh more.
+      if (value.length > 64) countVisit(seen.size + 1, value.length >> 6);
       return reprString(value);
   }
   if (seen.has(value)) {

@@ -447,8 +447,8 @@ class ViperCompiler {
     const pos = node.from;
     return (frame) => {
       const run = frame.run;
-      run.charge(1);
       run.pos = pos;
+      run.charge(1);
       return body(frame);
     };
   }
@@ -643,8 +643,8 @@ class ViperCompiler {
       return NORMAL;
     };
     return (frame) => {
-      frame.run.charge(1);
       frame.run.pos = pos;
+      frame.run.charge(1);
       return tryBranch(frame, 0);
     };
   }
@@ -713,6 +713,7 @@ class ViperCompiler {
           then(condition(frame), (test) => {
             if (!isTruthy(test)) return false;
             if (++iterations > bound) {
+              run.pos = node.from;
               throw new SandboxLimit(
                 'while',
                 `a while loop ran more than ${bound.toLocaleString('en-US')} iterations (the while bound)`,
@@ -1206,7 +1207,12 @@ class ViperCompiler {
     }
     if (end > cursor) pieces.push(constant(this.#literalText(this.source.slice(cursor, end), isRaw)));
     if (pieces.length === 1) return pieces[0];
-    return (frame) => then(evaluateAll(pieces, frame), (values) => (values as string[]).join(''));
+    return (frame) =>
+      then(evaluateAll(pieces, frame), (values) => {
+        const text = (values as string[]).join('');
+        frame.run.checkLength(text.length);
+        return text;
+      });
   }
 
   #replacement(node: SyntaxNode): Expression {
@@ -1241,7 +1247,9 @@ class ViperCompiler {
       then(value(frame), (result) =>
         then(spec(frame), (specText) => {
           frame.run.pos = pos;
-          return label + formatValue(convertField(result, conversion), specText as string);
+          const text = label + formatValue(convertField(result, conversion), specText as string);
+          frame.run.checkLength(text.length);
+          return text;
         }),
       );
   }
@@ -1502,6 +1510,7 @@ class ViperCompiler {
     const parts = children(node);
     const property = parts[parts.length - 1];
     const name = this.text(property);
+    const object = this.#expression(parts[0]);
     if (name.startsWith('__')) {
       return this.refuse(
         'forbidden',
@@ -1509,7 +1518,6 @@ class ViperCompiler {
         `the attribute '${name}' is refused: dunder attributes are outside the sandbox`,
       );
     }
-    const object = this.#expression(parts[0]);
     const pos = property.from;
     return (frame) => {
       const value = object(frame);

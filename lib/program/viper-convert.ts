@@ -10,6 +10,7 @@ import {
   PySet,
   PyTuple,
   type Value,
+  countVisit,
   pyRepr,
   pyStr,
   typeName,
@@ -71,6 +72,7 @@ function numberJson(value: number): JsonValue {
  * `{ type: 'ImagePatch', left, lower, right, upper, ref, box }` with `box` the pixels it covers in its source image.
  */
 export function valueToJson(value: Value, depth = 0): JsonValue {
+  countVisit(depth);
   if (value === null) return null;
   switch (typeof value) {
     case 'boolean':
@@ -115,6 +117,7 @@ export function valueToJson(value: Value, depth = 0): JsonValue {
  * sub-task instances name "source image plus crop box"; data as plain JavaScript (ints as numbers).
  */
 export function valueToTrace(value: Value, depth = 0): unknown {
+  countVisit(depth);
   if (value === null) return null;
   switch (typeof value) {
     case 'boolean':

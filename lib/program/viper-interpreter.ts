@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { SdvpError, argError } from '../errors/sdvp-error';
 import { type Diagnostic, formatDiagnostic, makeDiagnostic } from './diagnostics';
+import { type MaybePromise, then } from './maybe-async';
 import { type ModuleRegistry, defaultModuleRegistry } from './module-registry';
 import { PYTHON_BUILTINS } from './python-builtins';
 import { ModuleFailure, PythonError, SandboxLimit, SandboxRefusal } from './python-errors';
@@ -234,10 +235,13 @@ export class ViperInterpreter {
       signal: options.signal,
     });
     try {
-      const value = await this.#execute(compiled, state, values);
-      trace.ok = true;
-      trace.result = valueToJson(value);
+      // Awaited only when a module answered asynchronously: a synchronous run never yields the event loop.
+      const pending = this.#execute(compiled, state, values);
+      const value = pending instanceof Promise ? await pending : pending;
+      const result = valueToJson(value);
       trace.resultRepr = pyRepr(value);
+      trace.result = result;
+      trace.ok = true;
     } catch (error) {
       if (options.signal?.aborted)
         throw new SdvpError('ERR_SDVP_ABORTED', `The run of ${programId} was aborted.`);
@@ -251,28 +255,26 @@ export class ViperInterpreter {
     return trace;
   }
 
-  async #execute(
-    compiled: CompiledViperProgram,
-    state: RunState,
-    inputs: Map<string, Value>,
-  ): Promise<Value> {
+  /** Runs the module-level code, then the entry point; synchronous unless a module answers with a Promise. */
+  #execute(compiled: CompiledViperProgram, state: RunState, inputs: Map<string, Value>): MaybePromise<Value> {
     const moduleFrame = new Frame(0, null, state);
     if (compiled.entryPoint === null) {
       for (const name of SNIPPET_INPUTS) state.globals.set(name, inputs.get(name) ?? null);
       for (const [name, value] of inputs) state.globals.set(name, value);
     }
-    await compiled.run!(moduleFrame);
-    if (compiled.entryPoint === null) return null;
-    const entry = state.globals.get(compiled.entryPoint);
-    if (!(entry instanceof PyFunction)) {
-      throw new PythonError('TypeError', `'${compiled.entryPoint}' is not a function the program defines`);
-    }
-    const firstDefault = entry.parameters.length - entry.defaults.length;
-    const args = entry.parameters.map(
-      (name, i) => inputs.get(name) ?? (i >= firstDefault ? entry.defaults[i - firstDefault] : null),
-    );
-    state.site = { stepId: null, line: 1, column: 1, output: null };
-    return await entry.call(args, null, state);
+    return then(compiled.run!(moduleFrame), () => {
+      if (compiled.entryPoint === null) return null;
+      const entry = state.globals.get(compiled.entryPoint);
+      if (!(entry instanceof PyFunction)) {
+        throw new PythonError('TypeError', `'${compiled.entryPoint}' is not a function the program defines`);
+      }
+      const firstDefault = entry.parameters.length - entry.defaults.length;
+      const args = entry.parameters.map(
+        (name, i) => inputs.get(name) ?? (i >= firstDefault ? entry.defaults[i - firstDefault] : null),
+      );
+      state.site = { stepId: null, line: 1, column: 1, output: null };
+      return entry.call(args, null, state);
+    });
   }
 
   /** Runs many programs with bounded concurrency; results come back in job order, each failing on its own. */

@@ -5,7 +5,16 @@ import type { MaybePromise } from './maybe-async';
 import type { ModuleRegistry } from './module-registry';
 import { ModuleFailure, PythonError, SandboxLimit, SandboxRefusal, raise } from './python-errors';
 import { builtinAttribute } from './python-methods';
-import { type Keywords, PyCallable, PyModule, type Runtime, type Value, typeName } from './python-values';
+import {
+  type Keywords,
+  PyCallable,
+  PyModule,
+  type Runtime,
+  type Value,
+  setWalkDeadline,
+  takeStructuralWork,
+  typeName,
+} from './python-values';
 import type { Step } from './step-graph';
 import type { StepTrace } from './trace';
 import { type CallSite, type ViperHost, viperAttribute } from './viper-api';
@@ -193,6 +202,8 @@ export class RunState implements ViperHost {
     this.#limits = options.limits;
     this.registry = options.registry;
     this.#limitBig = 1n << BigInt(options.limits.maxIntBits);
+    takeStructuralWork();
+    this.#updateDeadline();
   }
 
   get limits(): ViperLimits {
@@ -206,7 +217,7 @@ export class RunState implements ViperHost {
   // ---- limits ----
 
   charge(steps: number): void {
-    this.#steps += steps;
+    this.#steps += steps + takeStructuralWork();
     if (this.#steps >= this.#checkpoint) this.#check();
   }
 
@@ -223,6 +234,7 @@ export class RunState implements ViperHost {
 
   /** Fails the run once interpreter time (module calls excluded) passes the time limit. */
   checkTime(): void {
+    this.#updateDeadline();
     const used = performance.now() - this.#started - this.#moduleMs;
     if (used > this.#limits.timeLimitMs) {
       throw new SandboxLimit(
@@ -231,6 +243,11 @@ export class RunState implements ViperHost {
       );
     }
     if (this.#options.signal?.aborted) throw new SandboxLimit('time', 'the run was aborted');
+  }
+
+  /** Lets structural walks (repr, ==, hashing) stop at this run's time limit. */
+  #updateDeadline(): void {
+    setWalkDeadline(this.#started + this.#moduleMs + this.#limits.timeLimitMs);
   }
 
   checkLength(length: number): void {
@@ -354,6 +371,7 @@ export class RunState implements ViperHost {
     };
     const settle = (output: unknown): T => {
       this.#moduleMs += performance.now() - started;
+      this.#updateDeadline();
       try {
         const value = check(output);
         this.complete(record, output);
