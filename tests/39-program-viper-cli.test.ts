@@ -26,8 +26,14 @@ function run(args: string[]): SpawnSyncReturns<string> {
 const imagePath = path.join(directory, 'scene.png');
 const rightPath = path.join(directory, 'right.png');
 test.before(async () => {
-  await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toFile(imagePath);
-  await sharp({ create: { width: 40, height: 20, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 1 } } }).png().toFile(rightPath);
+  await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+    .png()
+    .toFile(imagePath);
+  await sharp({
+    create: { width: 40, height: 20, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 1 } },
+  })
+    .png()
+    .toFile(rightPath);
 });
 
 const PURE = `def execute_command(image):
@@ -69,7 +75,7 @@ test('--image is decoded with sharp; the trace lists each call with the image re
   t.deepEqual(text.stdout.split('\n'), [
     `viper program ${source}: result 'yes'`,
     'step  line  module        model  value',
-    `0     2     ImagePatch    -      image 80x60`,
+    '0     2     ImagePatch    -      image 80x60',
     '1     3     find          yes    [[0,0,40,30],[40,30,80,60]]',
     '2     4     simple_query  yes    "yes"',
     '',
@@ -81,7 +87,17 @@ test('--image is decoded with sharp; the trace lists each call with the image re
     image: { ref: imagePath, box: [0, 0, 50, 40], width: 50, height: 40 },
     question: 'What color is the car?',
   });
-  t.deepEqual(Object.keys(json.steps[0]), ['stepId', 'module', 'output', 'line', 'moduleCalled', 'inputs', 'value', 'error', 'durationMs']);
+  t.deepEqual(Object.keys(json.steps[0]), [
+    'stepId',
+    'module',
+    'output',
+    'line',
+    'moduleCalled',
+    'inputs',
+    'value',
+    'error',
+    'durationMs',
+  ]);
 });
 
 test('a program that needs the image it was not given fails with a located diagnostic and exit 1', (t) => {
@@ -99,7 +115,8 @@ test('a program that needs the image it was not given fails with a located diagn
     severity: 'error',
     line: 2,
     column: 19,
-    message: 'TypeError: ImagePatch() got None for its image: no image was given to the program (sdvp run --image PATH)',
+    message:
+      'TypeError: ImagePatch() got None for its image: no image was given to the program (sdvp run --image PATH)',
     code: 'python-error',
   });
   t.is(json.steps[0].error, json.diagnostics[0].message.replace(/^TypeError: /, ''));
@@ -110,14 +127,20 @@ test('syntax errors and refused code stop before anything runs', (t) => {
   const syntax = run([unclosed]);
   t.is(syntax.status, 1);
   t.is(syntax.stderr, `${unclosed}:2:12: error: Python syntax error: '(' was never closed [syntax]\n`);
-  const escape = file('escape.py', 'def execute_command(image):\n    import os\n    return os.getcwd()\n');
-  const refused = run([escape]);
+  const escaping = file('escape.py', 'def execute_command(image):\n    import os\n    return os.getcwd()\n');
+  const refused = run([escaping]);
   t.is(refused.status, 1);
-  t.regex(refused.stderr, /escape\.py:2:5: error: the import of 'os' is refused: only math can be imported \[forbidden\]/);
+  t.regex(
+    refused.stderr,
+    /escape\.py:2:5: error: the import of 'os' is refused: only math can be imported \[forbidden\]/,
+  );
 });
 
 test('VisProg programs run with stub modules; --right gives LEFT and RIGHT', (t) => {
-  const single = file('count.visprog', "BOX0=LOC(image=IMAGE,object='cat')\nANSWER0=COUNT(box=BOX0)\nFINAL=RESULT(var=ANSWER0)\n");
+  const single = file(
+    'count.visprog',
+    "BOX0=LOC(image=IMAGE,object='cat')\nANSWER0=COUNT(box=BOX0)\nFINAL=RESULT(var=ANSWER0)\n",
+  );
   const json = JSON.parse(run(['--json', single, '--image', imagePath]).stdout);
   t.is(json.ok, true);
   t.is(json.result, 1);

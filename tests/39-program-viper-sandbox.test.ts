@@ -10,13 +10,7 @@ import {
   createStubViperModules,
 } from '../lib/program';
 import { loadCorpus } from './helpers/corpus';
-
-function program(body: string): string {
-  return `def execute_command(image):\n${body
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n')}\n`;
-}
+import { viperProgram } from './helpers/viper-program';
 
 function summary(trace: ViperRunTrace): string {
   if (trace.ok) return `ok ${trace.resultRepr}`;
@@ -47,7 +41,7 @@ test('escapes to the host are refused before the program runs', async (t) => {
     'return math.__loader__': 'forbidden@2:17',
   };
   for (const [body, expected] of Object.entries(cases)) {
-    const trace = await interpreter.run(program(body));
+    const trace = await interpreter.run(viperProgram(body));
     t.is(summary(trace), expected, body);
     t.deepEqual(trace.steps, [], `${body}: nothing ran`);
   }
@@ -65,7 +59,7 @@ test('JavaScript never shows through: host properties are just missing attribute
     "return '{0.__class__}'.format(1)": 'forbidden@2:28',
   };
   for (const [body, expected] of Object.entries(cases)) {
-    const trace = await interpreter.run(program(body));
+    const trace = await interpreter.run(viperProgram(body));
     const actual =
       trace.ok || trace.diagnostics[0].code !== 'python-error'
         ? summary(trace)
@@ -96,11 +90,11 @@ test('Python outside the subset is refused with the construct named', async (t) 
     'return isinstance(1, int)': ['unsupported@2:12', /'isinstance'/],
   };
   for (const [body, [expected, message]] of Object.entries(cases)) {
-    const trace = await interpreter.run(program(body));
+    const trace = await interpreter.run(viperProgram(body));
     t.is(summary(trace), expected, body);
     t.regex(trace.diagnostics[0].message, message, body);
   }
-  const percent = await interpreter.run(program("return '%d' % 5"));
+  const percent = await interpreter.run(viperProgram("return '%d' % 5"));
   t.is(summary(percent), 'unsupported@2:17');
   t.regex(percent.diagnostics[0].message, /printf-style '%' string formatting/);
 });
@@ -122,10 +116,13 @@ test('runaway programs end at a limit, located where they were stopped', async (
     "s = 'ab'\nfor i in range(40):\n    s = s + s\nreturn len(s)": ['limit@4:15', /size limit/],
     // Shared parts: small in memory, exponential to print, compare or hash.
     'x = 1\nfor i in range(60):\n    x = [x] * 3\nreturn str(x)': ['limit@5:12', /more than 1,000,000 parts/],
-    't = 1\nfor i in range(60):\n    t = (t, t)\nreturn {t: 1}': ['limit@5:12', /more than 1,000,000 parts|longer than its time limit/],
+    't = 1\nfor i in range(60):\n    t = (t, t)\nreturn {t: 1}': [
+      'limit@5:12',
+      /more than 1,000,000 parts|longer than its time limit/,
+    ],
   };
   for (const [body, [expected, message]] of Object.entries(cases)) {
-    const trace = await interpreter.run(program(body));
+    const trace = await interpreter.run(viperProgram(body));
     t.is(summary(trace), expected, body);
     t.regex(trace.diagnostics[0].message, message, body);
     t.true(trace.durationMs < 5000, `${body} took ${trace.durationMs} ms`);
@@ -134,14 +131,14 @@ test('runaway programs end at a limit, located where they were stopped', async (
 
 test('the time limit counts interpreter time and leaves module time out', async (t) => {
   const fast = new ViperInterpreter({ limits: { timeLimitMs: 20, maxSteps: 1e9 } });
-  const runaway = await fast.run(program('n = 0\nfor i in range(10 ** 9):\n    n += 1\nreturn n'));
+  const runaway = await fast.run(viperProgram('n = 0\nfor i in range(10 ** 9):\n    n += 1\nreturn n'));
   t.is(runaway.diagnostics[0]?.code, 'limit');
   t.regex(runaway.diagnostics[0].message, /longer than 20 ms/);
   const slowModule = new ViperInterpreter({
     limits: { timeLimitMs: 20 },
     modules: { simple_query: () => new Promise((resolve) => setTimeout(() => resolve('yes'), 60)) },
   });
-  const trace = await slowModule.run(program('p = ImagePatch(image)\nreturn p.simple_query("?")'), {
+  const trace = await slowModule.run(viperProgram('p = ImagePatch(image)\nreturn p.simple_query("?")'), {
     image: createImage(4, 4),
   });
   t.true(trace.ok, JSON.stringify(trace.diagnostics));
@@ -153,7 +150,9 @@ test('limits are validated; a deeply nested value ends in RecursionError as in C
   t.throws(() => new ViperInterpreter({ limits: { maxStep: 5 } as unknown as Partial<ViperLimits> }), {
     code: 'ERR_SDVP_OPTION',
   });
-  const trace = await interpreter.run(program('x = []\nfor i in range(5000):\n    x = [x]\nreturn str(x)'));
+  const trace = await interpreter.run(
+    viperProgram('x = []\nfor i in range(5000):\n    x = [x]\nreturn str(x)'),
+  );
   t.is(trace.diagnostics[0]?.code, 'python-error');
   t.regex(trace.diagnostics[0].message, /^RecursionError/);
 });

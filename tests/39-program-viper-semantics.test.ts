@@ -3,6 +3,7 @@
 import test from 'ava';
 import { ViperInterpreter } from '../lib/program';
 import { runPython } from './helpers/python3';
+import { viperProgram } from './helpers/viper-program';
 
 /** Function bodies (indented by the test) whose returned value both interpreters render with repr(). */
 const CASES: Record<string, string> = {
@@ -80,14 +81,6 @@ const CASES: Record<string, string> = {
   'wrong argument count': 'f = lambda a: a\nreturn f(1, 2)',
 };
 
-function program(body: string): string {
-  const indented = body
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n');
-  return `def execute_command(image):\n${indented}\n`;
-}
-
 const REFERENCE = `
 import json, sys
 results = {}
@@ -101,7 +94,7 @@ for name, source in json.load(sys.stdin).items():
 print(json.dumps(results))
 `;
 
-const programs = Object.fromEntries(Object.entries(CASES).map(([name, body]) => [name, program(body)]));
+const programs = Object.fromEntries(Object.entries(CASES).map(([name, body]) => [name, viperProgram(body)]));
 
 test('every case gives the same repr (or raises the same exception type) as CPython', async (t) => {
   const expected = runPython<Record<string, string>>(REFERENCE, programs);
@@ -122,7 +115,7 @@ test('every case gives the same repr (or raises the same exception type) as CPyt
 });
 
 test('a Python exception is reported at the operation that raised it, as Python would name it', async (t) => {
-  const trace = await new ViperInterpreter().run(program('xs = [1, 2]\ny = 3\nreturn xs[y]'));
+  const trace = await new ViperInterpreter().run(viperProgram('xs = [1, 2]\ny = 3\nreturn xs[y]'));
   t.false(trace.ok);
   t.deepEqual(
     trace.diagnostics.map(({ code, line, column, message }) => ({ code, line, column, message })),

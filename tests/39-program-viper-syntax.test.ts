@@ -19,10 +19,10 @@ const MALFORMED = [
   'x = (1,\n  2]\n',
   'def execute_command(image):\n    x = 1)\n',
   'def execute_command(image):\n    x = 1\n    return x)\n',
-  'def execute_command(image):\n    x = \'abc\n    return x\n',
+  "def execute_command(image):\n    x = 'abc\n    return x\n",
   'def execute_command(image):\n    x = """abc\n    return x\n',
-  'def execute_command(image):\n    x = \'ab\\\ncd\n',
-  'x = = 2\ny = \'abc\n',
+  "def execute_command(image):\n    x = 'ab\\\ncd\n",
+  "x = = 2\ny = 'abc\n",
   'x = = 2\ny = 1)\n',
   'x = 1 \\ 2\n',
   'def execute_command(image):\n    if x > 1\n        return x\n',
@@ -80,16 +80,29 @@ test('syntax errors are reported at the line and column CPython reports, by the 
     );
     const trace = await interpreter.run(source);
     t.false(trace.ok);
-    t.deepEqual([trace.diagnostics[0].code, trace.diagnostics[0].line, trace.diagnostics[0].column], ['syntax', line, column]);
+    t.deepEqual(
+      [trace.diagnostics[0].code, trace.diagnostics[0].line, trace.diagnostics[0].column],
+      ['syntax', line, column],
+    );
     t.deepEqual(trace.steps, []);
   }
 });
 
-test('tokenizer messages use CPython\'s words', (t) => {
-  const message = (source: string) => parseViperProgram(source).diagnostics.find((d) => d.code === 'syntax')?.message;
+test("tokenizer messages use CPython's words", (t) => {
+  const message = (source: string) =>
+    parseViperProgram(source).diagnostics.find((d) => d.code === 'syntax')?.message;
   t.is(message('x = foo(1,\n  2\n'), "Python syntax error: '(' was never closed");
-  t.is(message('x = [1, 2)\n'), "Python syntax error: closing parenthesis ')' does not match opening parenthesis '['");
+  t.is(
+    message('x = [1, 2)\n'),
+    "Python syntax error: closing parenthesis ')' does not match opening parenthesis '['",
+  );
   t.is(message("x = 'abc\n"), 'Python syntax error: unterminated string literal (detected at line 1)');
-  t.is(message('def f():\n    if x:\n    return 1\n'), "Python syntax error: expected an indented block after 'if' statement on line 2");
-  t.is(message('def f():\n    x = foo(a b)\n'), 'Python syntax error: invalid syntax. Perhaps you forgot a comma?');
+  t.is(
+    message('def f():\n    if x:\n    return 1\n'),
+    "Python syntax error: expected an indented block after 'if' statement on line 2",
+  );
+  t.is(
+    message('def f():\n    x = foo(a b)\n'),
+    'Python syntax error: invalid syntax. Perhaps you forgot a comma?',
+  );
 });

@@ -64,6 +64,43 @@ export class ImagePatch extends PyObject {
   }
 }
 
+/**
+ * A crop whose pixels are copied out of the source only when something reads them (a module, a teacher): programs
+ * make many patches that no model ever looks at, as ViperGPT's tensor slices are views. Equal to cropImage's result.
+ */
+class LazyCrop implements RasterImage {
+  readonly channels: number;
+  readonly ref?: string;
+  readonly region: Box;
+  readonly root: RasterImage;
+  #data: Uint8Array | undefined;
+
+  constructor(
+    readonly source: RasterImage,
+    readonly box: Box,
+  ) {
+    const [x1, y1, x2, y2] = box;
+    const [ox, oy] = source.region ?? [0, 0];
+    this.channels = source.channels;
+    this.region = [ox + x1, oy + y1, ox + x2, oy + y2];
+    this.root = source.root ?? source;
+    if (source.ref !== undefined) this.ref = source.ref;
+  }
+
+  get width(): number {
+    return this.box[2] - this.box[0];
+  }
+
+  get height(): number {
+    return this.box[3] - this.box[1];
+  }
+
+  get data(): Uint8Array {
+    this.#data ??= cropImage(this.source, this.box).data;
+    return this.#data;
+  }
+}
+
 /** Where Python's `sequence[start:stop]` lands in a sequence of `length` (negative indices count from the end). */
 function sliceBounds(start: number, stop: number, length: number): [number, number] {
   const clamp = (index: number) => (index < 0 ? Math.max(0, index + length) : Math.min(index, length));
@@ -90,7 +127,7 @@ export function createImagePatch(
     const { left, lower, right, upper } = coordinates;
     const [y1, y2] = sliceBounds(image.height - upper, image.height - lower, image.height);
     const [x1, x2] = sliceBounds(left, right, image.width);
-    const cropped = cropImage(image, [x1, y1, x2, y2]);
+    const cropped = new LazyCrop(image, [x1, y1, x2, y2]);
     patch = new ImagePatch(
       cropped,
       left + parentLeft,

@@ -1,7 +1,20 @@
 // What ends a sandboxed ViperGPT run early: a Python exception, a sandbox limit, a refusal, or a failed module.
+//
+// These errors stay inside the interpreter (runs report them as diagnostics), so they skip capturing a JavaScript
+// stack: programs that raise and handle many exceptions would otherwise pay for stacks nobody reads.
+
+/** An Error without a captured stack. */
+class SandboxError extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
+}
 
 /** A Python exception the program raised (IndexError, ZeroDivisionError, ...), with CPython's type name. */
-export class PythonError extends Error {
+export class PythonError extends SandboxError {
   constructor(
     readonly pythonType: string,
     message: string,
@@ -15,7 +28,7 @@ export class PythonError extends Error {
 export type SandboxLimitKind = 'steps' | 'time' | 'while' | 'recursion' | 'size' | 'nesting';
 
 /** A run reached one of its limits. */
-export class SandboxLimit extends Error {
+export class SandboxLimit extends SandboxError {
   constructor(
     readonly limit: SandboxLimitKind,
     message: string,
@@ -26,7 +39,7 @@ export class SandboxLimit extends Error {
 }
 
 /** The program reached something outside the sandboxed subset that only shows at run time. */
-export class SandboxRefusal extends Error {
+export class SandboxRefusal extends SandboxError {
   constructor(
     readonly code: 'unsupported' | 'forbidden',
     message: string,
@@ -37,7 +50,7 @@ export class SandboxRefusal extends Error {
 }
 
 /** A module implementation threw, or returned a value of the wrong kind. */
-export class ModuleFailure extends Error {
+export class ModuleFailure extends SandboxError {
   constructor(
     readonly module: string,
     message: string,

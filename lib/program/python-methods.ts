@@ -4,7 +4,7 @@ import { type MaybePromise, then } from './maybe-async';
 import { bindArguments, noKeywords } from './python-arguments';
 import { sortItems } from './python-builtins';
 import { PythonError, raise } from './python-errors';
-import { type FormatAttribute, strFormat } from './python-format';
+import { strFormat } from './python-format';
 import { collect, forEachItem } from './python-iteration';
 import {
   type Keywords,
@@ -178,179 +178,175 @@ function padText(
   return fillChar.repeat(left) + self + fillChar.repeat(missing - left);
 }
 
-function stringMethods(attribute: FormatAttribute): Record<string, Method<string>> {
-  return {
-    lower: (self, args, keywords) => {
-      none('lower', args, keywords);
-      return self.toLowerCase();
-    },
-    upper: (self, args, keywords) => {
-      none('upper', args, keywords);
-      return self.toUpperCase();
-    },
-    casefold: (self) => self.toLowerCase(),
-    swapcase: (self) =>
-      [...self]
-        .map((char) => (char === char.toUpperCase() ? char.toLowerCase() : char.toUpperCase()))
-        .join(''),
-    title: (self) => titleCase(self),
-    capitalize: (self) => {
-      const points = [...self];
-      return points.length === 0 ? '' : points[0].toUpperCase() + points.slice(1).join('').toLowerCase();
-    },
-    strip: (self, args, keywords) =>
-      strip(
-        self,
-        optionalChars(
-          bindArguments('strip', args, keywords, { names: ['chars'], required: 0, positionalOnly: 1 })[0],
-          'strip',
-        ),
-        true,
-        true,
+const STRING_METHODS: Record<string, Method<string>> = {
+  lower: (self, args, keywords) => {
+    none('lower', args, keywords);
+    return self.toLowerCase();
+  },
+  upper: (self, args, keywords) => {
+    none('upper', args, keywords);
+    return self.toUpperCase();
+  },
+  casefold: (self) => self.toLowerCase(),
+  swapcase: (self) =>
+    [...self].map((char) => (char === char.toUpperCase() ? char.toLowerCase() : char.toUpperCase())).join(''),
+  title: (self) => titleCase(self),
+  capitalize: (self) => {
+    const points = [...self];
+    return points.length === 0 ? '' : points[0].toUpperCase() + points.slice(1).join('').toLowerCase();
+  },
+  strip: (self, args, keywords) =>
+    strip(
+      self,
+      optionalChars(
+        bindArguments('strip', args, keywords, { names: ['chars'], required: 0, positionalOnly: 1 })[0],
+        'strip',
       ),
-    lstrip: (self, args, keywords) =>
-      strip(
-        self,
-        optionalChars(
-          bindArguments('lstrip', args, keywords, { names: ['chars'], required: 0, positionalOnly: 1 })[0],
-          'lstrip',
-        ),
-        true,
-        false,
+      true,
+      true,
+    ),
+  lstrip: (self, args, keywords) =>
+    strip(
+      self,
+      optionalChars(
+        bindArguments('lstrip', args, keywords, { names: ['chars'], required: 0, positionalOnly: 1 })[0],
+        'lstrip',
       ),
-    rstrip: (self, args, keywords) =>
-      strip(
-        self,
-        optionalChars(
-          bindArguments('rstrip', args, keywords, { names: ['chars'], required: 0, positionalOnly: 1 })[0],
-          'rstrip',
-        ),
-        false,
-        true,
+      true,
+      false,
+    ),
+  rstrip: (self, args, keywords) =>
+    strip(
+      self,
+      optionalChars(
+        bindArguments('rstrip', args, keywords, { names: ['chars'], required: 0, positionalOnly: 1 })[0],
+        'rstrip',
       ),
-    split: (self, args, keywords, runtime) => {
-      const [separator, limit] = bindArguments('split', args, keywords, {
-        names: ['sep', 'maxsplit'],
-        required: 0,
+      false,
+      true,
+    ),
+  split: (self, args, keywords, runtime) => {
+    const [separator, limit] = bindArguments('split', args, keywords, {
+      names: ['sep', 'maxsplit'],
+      required: 0,
+    });
+    return splitText(self, optionalChars(separator, 'split'), maxSplit(limit), false, runtime);
+  },
+  rsplit: (self, args, keywords, runtime) => {
+    const [separator, limit] = bindArguments('rsplit', args, keywords, {
+      names: ['sep', 'maxsplit'],
+      required: 0,
+    });
+    return splitText(self, optionalChars(separator, 'rsplit'), maxSplit(limit), true, runtime);
+  },
+  splitlines: (self) =>
+    self
+      .split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/u)
+      .filter((line, i, all) => i < all.length - 1 || line !== ''),
+  join: (self, args, keywords, runtime) =>
+    then(collect(one('join', args, keywords), runtime), (items) => {
+      items.forEach((item, i) => {
+        if (typeof item !== 'string')
+          raise.type(`sequence item ${i}: expected str instance, ${typeName(item)} found`);
       });
-      return splitText(self, optionalChars(separator, 'split'), maxSplit(limit), false, runtime);
-    },
-    rsplit: (self, args, keywords, runtime) => {
-      const [separator, limit] = bindArguments('rsplit', args, keywords, {
-        names: ['sep', 'maxsplit'],
-        required: 0,
-      });
-      return splitText(self, optionalChars(separator, 'rsplit'), maxSplit(limit), true, runtime);
-    },
-    splitlines: (self) =>
-      self
-        .split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/u)
-        .filter((line, i, all) => i < all.length - 1 || line !== ''),
-    join: (self, args, keywords, runtime) =>
-      then(collect(one('join', args, keywords), runtime), (items) => {
-        items.forEach((item, i) => {
-          if (typeof item !== 'string')
-            raise.type(`sequence item ${i}: expected str instance, ${typeName(item)} found`);
-        });
-        const total =
-          items.reduce((sum: number, item) => sum + (item as string).length, 0) +
-          self.length * Math.max(0, items.length - 1);
-        runtime.checkLength(total);
-        return (items as string[]).join(self);
-      }),
-    replace: (self, args, keywords, runtime) => {
-      const [old, replacement, count] = bindArguments('replace', args, keywords, {
-        names: ['old', 'new', 'count'],
-        required: 2,
-        positionalOnly: 3,
-      });
-      return replaceText(
-        self,
-        stringArgument(old, 'replace', 1),
-        stringArgument(replacement, 'replace', 2),
-        maxSplit(count),
-        runtime,
-      );
-    },
-    startswith: (self, args, keywords) => {
-      noKeywords('startswith', keywords);
-      return affixTest(self, args[0], 'startswith');
-    },
-    endswith: (self, args, keywords) => {
-      noKeywords('endswith', keywords);
-      return affixTest(self, args[0], 'endswith');
-    },
-    find: (self, args, keywords) => {
-      const index = self.indexOf(stringArgument(one('find', args, keywords), 'find'));
-      return index < 0 ? -1n : position(self, index);
-    },
-    rfind: (self, args, keywords) => {
-      const index = self.lastIndexOf(stringArgument(one('rfind', args, keywords), 'rfind'));
-      return index < 0 ? -1n : position(self, index);
-    },
-    index: (self, args, keywords) => {
-      const index = self.indexOf(stringArgument(one('index', args, keywords), 'index'));
-      if (index < 0) raise.value('substring not found');
-      return position(self, index);
-    },
-    rindex: (self, args, keywords) => {
-      const index = self.lastIndexOf(stringArgument(one('rindex', args, keywords), 'rindex'));
-      if (index < 0) raise.value('substring not found');
-      return position(self, index);
-    },
-    count: (self, args, keywords) => {
-      const needle = stringArgument(one('count', args, keywords), 'count');
-      return BigInt(needle === '' ? [...self].length + 1 : self.split(needle).length - 1);
-    },
-    format: (self, args, keywords, runtime) => {
-      runtime.charge(1 + Math.ceil(self.length / 64));
-      const text = strFormat(self, args, keywords, attribute);
-      runtime.checkLength(text.length);
-      return text;
-    },
-    isdigit: predicate(/^[\p{Nd}\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089]+$/u),
-    isdecimal: predicate(/^\p{Nd}+$/u),
-    isnumeric: predicate(/^\p{N}+$/u),
-    isalpha: predicate(/^\p{L}+$/u),
-    isalnum: predicate(/^[\p{L}\p{N}]+$/u),
-    isspace: predicate(/^[\s\x1c-\x1f\x85]+$/u),
-    islower: (self) => isCase(self, false),
-    isupper: (self) => isCase(self, true),
-    zfill: (self, args, keywords) => {
-      const width = Number(toBigInt(one('zfill', args, keywords) as bigint));
-      const sign = self.startsWith('-') || self.startsWith('+') ? self[0] : '';
-      const body = sign ? self.slice(1) : self;
-      return sign + body.padStart(Math.max(0, Math.min(width, 1_000_000) - sign.length), '0');
-    },
-    center: (self, args, keywords) => padText(self, args, keywords, 'center', 'center'),
-    ljust: (self, args, keywords) => padText(self, args, keywords, 'ljust', 'right'),
-    rjust: (self, args, keywords) => padText(self, args, keywords, 'rjust', 'left'),
-    removeprefix: (self, args, keywords) => {
-      const prefix = stringArgument(one('removeprefix', args, keywords), 'removeprefix');
-      return self.startsWith(prefix) ? self.slice(prefix.length) : self;
-    },
-    removesuffix: (self, args, keywords) => {
-      const suffix = stringArgument(one('removesuffix', args, keywords), 'removesuffix');
-      return suffix !== '' && self.endsWith(suffix) ? self.slice(0, -suffix.length) : self;
-    },
-    partition: (self, args, keywords) => {
-      const separator = stringArgument(one('partition', args, keywords), 'partition');
-      if (separator === '') raise.value('empty separator');
-      const index = self.indexOf(separator);
-      return index < 0
-        ? new PyTuple([self, '', ''])
-        : new PyTuple([self.slice(0, index), separator, self.slice(index + separator.length)]);
-    },
-    rpartition: (self, args, keywords) => {
-      const separator = stringArgument(one('rpartition', args, keywords), 'rpartition');
-      if (separator === '') raise.value('empty separator');
-      const index = self.lastIndexOf(separator);
-      return index < 0
-        ? new PyTuple(['', '', self])
-        : new PyTuple([self.slice(0, index), separator, self.slice(index + separator.length)]);
-    },
-  };
-}
+      const total =
+        items.reduce((sum: number, item) => sum + (item as string).length, 0) +
+        self.length * Math.max(0, items.length - 1);
+      runtime.checkLength(total);
+      return (items as string[]).join(self);
+    }),
+  replace: (self, args, keywords, runtime) => {
+    const [old, replacement, count] = bindArguments('replace', args, keywords, {
+      names: ['old', 'new', 'count'],
+      required: 2,
+      positionalOnly: 3,
+    });
+    return replaceText(
+      self,
+      stringArgument(old, 'replace', 1),
+      stringArgument(replacement, 'replace', 2),
+      maxSplit(count),
+      runtime,
+    );
+  },
+  startswith: (self, args, keywords) => {
+    noKeywords('startswith', keywords);
+    return affixTest(self, args[0], 'startswith');
+  },
+  endswith: (self, args, keywords) => {
+    noKeywords('endswith', keywords);
+    return affixTest(self, args[0], 'endswith');
+  },
+  find: (self, args, keywords) => {
+    const index = self.indexOf(stringArgument(one('find', args, keywords), 'find'));
+    return index < 0 ? -1n : position(self, index);
+  },
+  rfind: (self, args, keywords) => {
+    const index = self.lastIndexOf(stringArgument(one('rfind', args, keywords), 'rfind'));
+    return index < 0 ? -1n : position(self, index);
+  },
+  index: (self, args, keywords) => {
+    const index = self.indexOf(stringArgument(one('index', args, keywords), 'index'));
+    if (index < 0) raise.value('substring not found');
+    return position(self, index);
+  },
+  rindex: (self, args, keywords) => {
+    const index = self.lastIndexOf(stringArgument(one('rindex', args, keywords), 'rindex'));
+    if (index < 0) raise.value('substring not found');
+    return position(self, index);
+  },
+  count: (self, args, keywords) => {
+    const needle = stringArgument(one('count', args, keywords), 'count');
+    return BigInt(needle === '' ? [...self].length + 1 : self.split(needle).length - 1);
+  },
+  format: (self, args, keywords, runtime) => {
+    runtime.charge(1 + Math.ceil(self.length / 64));
+    const text = strFormat(self, args, keywords, runtime.attribute);
+    runtime.checkLength(text.length);
+    return text;
+  },
+  isdigit: predicate(/^[\p{Nd}\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089]+$/u),
+  isdecimal: predicate(/^\p{Nd}+$/u),
+  isnumeric: predicate(/^\p{N}+$/u),
+  isalpha: predicate(/^\p{L}+$/u),
+  isalnum: predicate(/^[\p{L}\p{N}]+$/u),
+  isspace: predicate(/^[\s\x1c-\x1f\x85]+$/u),
+  islower: (self) => isCase(self, false),
+  isupper: (self) => isCase(self, true),
+  zfill: (self, args, keywords) => {
+    const width = Number(toBigInt(one('zfill', args, keywords) as bigint));
+    const sign = self.startsWith('-') || self.startsWith('+') ? self[0] : '';
+    const body = sign ? self.slice(1) : self;
+    return sign + body.padStart(Math.max(0, Math.min(width, 1_000_000) - sign.length), '0');
+  },
+  center: (self, args, keywords) => padText(self, args, keywords, 'center', 'center'),
+  ljust: (self, args, keywords) => padText(self, args, keywords, 'ljust', 'right'),
+  rjust: (self, args, keywords) => padText(self, args, keywords, 'rjust', 'left'),
+  removeprefix: (self, args, keywords) => {
+    const prefix = stringArgument(one('removeprefix', args, keywords), 'removeprefix');
+    return self.startsWith(prefix) ? self.slice(prefix.length) : self;
+  },
+  removesuffix: (self, args, keywords) => {
+    const suffix = stringArgument(one('removesuffix', args, keywords), 'removesuffix');
+    return suffix !== '' && self.endsWith(suffix) ? self.slice(0, -suffix.length) : self;
+  },
+  partition: (self, args, keywords) => {
+    const separator = stringArgument(one('partition', args, keywords), 'partition');
+    if (separator === '') raise.value('empty separator');
+    const index = self.indexOf(separator);
+    return index < 0
+      ? new PyTuple([self, '', ''])
+      : new PyTuple([self.slice(0, index), separator, self.slice(index + separator.length)]);
+  },
+  rpartition: (self, args, keywords) => {
+    const separator = stringArgument(one('rpartition', args, keywords), 'rpartition');
+    if (separator === '') raise.value('empty separator');
+    const index = self.lastIndexOf(separator);
+    return index < 0
+      ? new PyTuple(['', '', self])
+      : new PyTuple([self.slice(0, index), separator, self.slice(index + separator.length)]);
+  },
+};
 
 function one(name: string, args: Value[], keywords: Keywords): Value {
   noKeywords(name, keywords);
@@ -640,31 +636,25 @@ const FLOAT_METHODS: Record<string, Method<number>> = {
   },
 };
 
-function bound<T extends Value>(self: T, name: string, table: Record<string, Method<T>>): Value | undefined {
-  if (!Object.prototype.hasOwnProperty.call(table, name)) return undefined;
-  const method = table[name];
-  return new PyBoundMethod(self, name, method as PyBoundMethod['implementation']);
+type AnyMethod = PyBoundMethod['implementation'];
+
+function lookup(table: Record<string, unknown>, name: string): AnyMethod | undefined {
+  return Object.prototype.hasOwnProperty.call(table, name) ? (table[name] as AnyMethod) : undefined;
 }
 
-const stringTables = new WeakMap<FormatAttribute, Record<string, Method<string>>>();
-
-/**
- * The attribute `name` of a builtin-typed value (a bound method), or undefined when it has none. `attribute`
- * resolves attributes inside str.format fields (`'{0.left}'.format(patch)`).
- */
-export function builtinAttribute(value: Value, name: string, attribute: FormatAttribute): Value | undefined {
-  if (typeof value === 'string') {
-    let table = stringTables.get(attribute);
-    if (!table) {
-      table = stringMethods(attribute);
-      stringTables.set(attribute, table);
-    }
-    return bound(value, name, table);
-  }
-  if (Array.isArray(value)) return bound(value, name, LIST_METHODS);
-  if (value instanceof PyTuple) return bound(value, name, TUPLE_METHODS);
-  if (value instanceof PyDict) return bound(value, name, DICT_METHODS);
-  if (value instanceof PySet) return bound(value, name, SET_METHODS);
-  if (typeof value === 'number') return bound(value, name, FLOAT_METHODS);
+/** The method `name` of a builtin-typed value (str, list, tuple, dict, set, float), unbound; undefined if none. */
+export function builtinMethod(value: Value, name: string): AnyMethod | undefined {
+  if (typeof value === 'string') return lookup(STRING_METHODS, name);
+  if (Array.isArray(value)) return lookup(LIST_METHODS, name);
+  if (value instanceof PyTuple) return lookup(TUPLE_METHODS, name);
+  if (value instanceof PyDict) return lookup(DICT_METHODS, name);
+  if (value instanceof PySet) return lookup(SET_METHODS, name);
+  if (typeof value === 'number') return lookup(FLOAT_METHODS, name);
   return undefined;
+}
+
+/** The attribute `name` of a builtin-typed value (a bound method), or undefined when it has none. */
+export function builtinAttribute(value: Value, name: string): Value | undefined {
+  const method = builtinMethod(value, name);
+  return method ? new PyBoundMethod(value, name, method) : undefined;
 }

@@ -28,6 +28,8 @@ export interface Runtime {
   checkIntBits(bits: number): void;
   /** Calls any callable value. */
   call(callee: Value, args: Value[], keywords?: Keywords): MaybePromise<Value>;
+  /** Reads an attribute as `value.name` does in the program (str.format's `{0.left}` fields use it). */
+  readonly attribute: (value: Value, name: string) => Value;
 }
 
 /** Base of every non-primitive value. */

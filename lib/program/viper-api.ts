@@ -493,6 +493,14 @@ function segmentAttribute(segment: VideoSegment, name: string): Value | undefine
   return new PyBoundMethod(segment, name, SEGMENT_METHODS[name] as PyBoundMethod['implementation']);
 }
 
+/** The method `name` of an API object (ImagePatch, VideoSegment), unbound; undefined if it has none. */
+export function viperMethod(value: Value, name: string): PyBoundMethod['implementation'] | undefined {
+  const table =
+    value instanceof ImagePatch ? PATCH_METHODS : value instanceof VideoSegment ? SEGMENT_METHODS : undefined;
+  if (!table || !Object.prototype.hasOwnProperty.call(table, name)) return undefined;
+  return table[name] as PyBoundMethod['implementation'];
+}
+
 /** The attribute `name` of an API object (ImagePatch, VideoSegment), or undefined. */
 export function viperAttribute(value: Value, name: string): Value | undefined {
   if (value instanceof ImagePatch) return patchAttribute(value, name);

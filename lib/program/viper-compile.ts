@@ -39,6 +39,7 @@ import {
 } from './python-values';
 import type { Step, StepGraph } from './step-graph';
 import type { CallSite } from './viper-api';
+import { SANDBOX_GLOBALS } from './viper-globals';
 import { parseViperTree } from './viper-parser';
 import {
   BREAK,
@@ -224,6 +225,16 @@ function block(statements: readonly Statement[]): Statement {
 
 function constant(value: Value): Expression {
   return () => value;
+}
+
+const toNormal = (): Completion => NORMAL;
+
+/** Hot paths avoid a closure per execution: continue with `next` now, or after the Promise settles. */
+function afterValue(
+  value: MaybePromise<Value>,
+  next: (value: Value) => MaybePromise<Completion>,
+): MaybePromise<Completion> {
+  return value instanceof Promise ? value.then(next) : next(value);
 }
 
 function compare(operator: string, a: Value, b: Value, run: RunState): MaybePromise<boolean> {
@@ -464,7 +475,10 @@ class ViperCompiler {
       case 'ExpressionStatement': {
         const parts = children(node);
         const value = this.#tupleOrSingle(parts);
-        return this.#wrap(node, (frame) => then(value(frame), () => NORMAL));
+        return this.#wrap(node, (frame) => {
+          const result = value(frame);
+          return result instanceof Promise ? result.then(toNormal) : NORMAL;
+        });
       }
       case 'AssignStatement':
         return this.#assignment(node);
@@ -547,9 +561,14 @@ class ViperCompiler {
     const targets = parts.slice(0, -1).map((part) => this.#targetOf(part.nodes, part.tuple));
     if (targets.length === 1) {
       const target = targets[0];
-      return this.#wrap(node, (frame) =>
-        then(value(frame), (result) => then(target(frame, result), () => NORMAL)),
-      );
+      const store = (frame: Frame, result: Value): MaybePromise<Completion> => {
+        const stored = target(frame, result);
+        return stored instanceof Promise ? stored.then(toNormal) : NORMAL;
+      };
+      return this.#wrap(node, (frame) => {
+        const result = value(frame);
+        return result instanceof Promise ? result.then((ready) => store(frame, ready)) : store(frame, result);
+      });
     }
     return this.#wrap(node, (frame) =>
       then(value(frame), (result) => {
@@ -675,25 +694,31 @@ class ViperCompiler {
     const body = this.#loopBody(parts[bodyIndex]);
     const elseIndex = parts.findIndex((part, i) => i > bodyIndex && part.name === 'else');
     const orElse = elseIndex >= 0 ? this.#body(parts[elseIndex + 1]) : null;
-    return this.#wrap(node, (frame) =>
-      then(iterable(frame), (items) => {
-        let completion: Completion = NORMAL;
-        return then(
-          forEachItem(items, frame.run, (item) =>
-            then(target(frame, item), () =>
-              then(body(frame), (done) => {
-                if (done === BREAK || done === RETURN) {
-                  completion = done;
-                  return false;
-                }
-                return true;
-              }),
-            ),
-          ),
-          () => (completion === RETURN ? RETURN : completion === BREAK || !orElse ? NORMAL : orElse(frame)),
-        );
-      }),
-    );
+    const loop = (frame: Frame, items: Value): MaybePromise<Completion> => {
+      let completion: Completion = NORMAL;
+      const settle = (done: Completion): boolean => {
+        if (done === BREAK || done === RETURN) {
+          completion = done;
+          return false;
+        }
+        return true;
+      };
+      const runBody = (): MaybePromise<boolean> => {
+        const done = body(frame);
+        return done instanceof Promise ? done.then(settle) : settle(done);
+      };
+      const walked = forEachItem(items, frame.run, (item) => {
+        const bound = target(frame, item);
+        return bound instanceof Promise ? bound.then(runBody) : runBody();
+      });
+      const finish = (): MaybePromise<Completion> =>
+        completion === RETURN ? RETURN : completion === BREAK || !orElse ? NORMAL : orElse(frame);
+      return walked instanceof Promise ? walked.then(finish) : finish();
+    };
+    return this.#wrap(node, (frame) => {
+      const items = iterable(frame);
+      return items instanceof Promise ? items.then((ready) => loop(frame, ready)) : loop(frame, items);
+    });
   }
 
   #while(node: SyntaxNode): Statement {
@@ -745,12 +770,17 @@ class ViperCompiler {
             parts.filter((part) => part.name !== ','),
             hasComma,
           );
-    return this.#wrap(node, (frame) =>
-      then(value(frame), (result) => {
-        frame.returnValue = result;
-        return RETURN;
-      }),
-    );
+    return this.#wrap(node, (frame) => {
+      const result = value(frame);
+      if (result instanceof Promise) {
+        return result.then((ready) => {
+          frame.returnValue = ready;
+          return RETURN;
+        });
+      }
+      frame.returnValue = result;
+      return RETURN;
+    });
   }
 
   #parameters(list: SyntaxNode | null, scope: CompileScope): { names: string[]; defaults: Expression[] } {
@@ -1002,6 +1032,9 @@ class ViperCompiler {
           return this.refuse('forbidden', node, `'${name}' is refused: it is outside the sandbox`);
         if (UNSUPPORTED_NAMES.has(name)) return this.unsupported(node, `'${name}'`);
       }
+      // A sandbox builtin the program never rebinds at module level is the same value in every run.
+      const builtin = this.#moduleNames.has(name) ? undefined : SANDBOX_GLOBALS.get(name);
+      if (builtin !== undefined) return constant(builtin);
       return (frame) => {
         const run = frame.run;
         run.pos = pos;
@@ -1370,7 +1403,12 @@ class ViperCompiler {
     const [operatorNode, operandNode] = children(node);
     const operand = this.#expression(operandNode);
     const operator = this.text(operatorNode);
-    if (operator === 'not') return (frame) => then(operand(frame), (value) => !isTruthy(value));
+    if (operator === 'not') {
+      return (frame) => {
+        const value = operand(frame);
+        return value instanceof Promise ? value.then((ready) => !isTruthy(ready)) : !isTruthy(value);
+      };
+    }
     const pos = node.from;
     return (frame) => {
       const value = operand(frame);
@@ -1393,7 +1431,12 @@ class ViperCompiler {
       const left = this.#expression(parts[0]);
       const right = this.#expression(parts[parts.length - 1]);
       const isAnd = operatorText === 'and';
-      return (frame) => then(left(frame), (value) => (isTruthy(value) === isAnd ? right(frame) : value));
+      return (frame) => {
+        const value = left(frame);
+        if (value instanceof Promise)
+          return value.then((ready) => (isTruthy(ready) === isAnd ? right(frame) : ready));
+        return isTruthy(value) === isAnd ? right(frame) : value;
+      };
     }
     if (operatorParts.every((part) => COMPARE_OPERATORS.has(part.name))) return this.#comparison(node);
     const left = this.#expression(parts[0]);
@@ -1449,13 +1492,18 @@ class ViperCompiler {
     if (expressions.length === 2) {
       const [left, right] = expressions;
       const { text, pos } = operators[0];
-      return (frame) =>
-        then(left(frame), (a) =>
-          then(right(frame), (b) => {
-            frame.run.pos = pos;
-            return compare(text, a, b, frame.run);
-          }),
-        );
+      const finish = (frame: Frame, a: Value, b: Value): MaybePromise<Value> => {
+        frame.run.pos = pos;
+        return compare(text, a, b, frame.run);
+      };
+      return (frame) => {
+        const a = left(frame);
+        if (a instanceof Promise)
+          return a.then((ready) => then(right(frame), (b) => finish(frame, ready, b)));
+        const b = right(frame);
+        if (b instanceof Promise) return b.then((ready) => finish(frame, a, ready));
+        return finish(frame, a, b);
+      };
     }
     return (frame) =>
       then(expressions[0](frame), (first) => {
@@ -1488,7 +1536,12 @@ class ViperCompiler {
     const body = this.#expression(parts[0]);
     const test = this.#expression(parts[ifIndex + 1]);
     const orElse = this.#expression(parts[elseIndex + 1]);
-    return (frame) => then(test(frame), (value) => (isTruthy(value) ? body(frame) : orElse(frame)));
+    return (frame) => {
+      const value = test(frame);
+      if (value instanceof Promise)
+        return value.then((ready) => (isTruthy(ready) ? body(frame) : orElse(frame)));
+      return isTruthy(value) ? body(frame) : orElse(frame);
+    };
   }
 
   #lambda(node: SyntaxNode): Expression {
@@ -1627,21 +1680,48 @@ class ViperCompiler {
     const isMethod = calleeNode.name === 'MemberExpression' && !calleeNode.getChild('[');
     const nameNode = isMethod ? calleeNode.lastChild! : calleeNode;
     const site = this.#site(nameNode);
-    const callee = this.#expression(calleeNode);
     const pos = nameNode.from;
     const all = [...positional, ...keywordValues];
     const count = positional.length;
+    const keywordsOf = (values: Value[]): Map<string, Value> | null => {
+      if (keywordNames.length === 0) return null;
+      const keywords = new Map<string, Value>();
+      for (let i = 0; i < keywordNames.length; i++) keywords.set(keywordNames[i], values[count + i]);
+      return keywords;
+    };
     const invoke = (frame: Frame, fn: Value, values: Value[]): MaybePromise<Value> => {
       const run = frame.run;
-      let keywords: Map<string, Value> | null = null;
-      if (keywordNames.length > 0) {
-        keywords = new Map();
-        for (let i = 0; i < keywordNames.length; i++) keywords.set(keywordNames[i], values[count + i]);
-      }
+      const keywords = keywordsOf(values);
       run.pos = pos;
       run.site = site;
       return run.call(fn, keywords ? values.slice(0, count) : values, keywords);
     };
+    const methodName = isMethod ? this.text(nameNode) : '';
+    if (isMethod && !methodName.startsWith('__')) {
+      // `receiver.method(...)`: the method is looked up before the arguments are evaluated, as in Python, but
+      // called without making a bound method first.
+      const receiver = this.#expression(calleeNode.firstChild!);
+      const apply = (frame: Frame, self: Value): MaybePromise<Value> => {
+        const run = frame.run;
+        run.pos = pos;
+        const method = run.methodOf(self, methodName);
+        const fn = method ? null : run.attribute(self, methodName);
+        const finish = (values: Value[]): MaybePromise<Value> => {
+          if (!method) return invoke(frame, fn, values);
+          const keywords = keywordsOf(values);
+          run.pos = pos;
+          run.site = site;
+          return method(self, keywords ? values.slice(0, count) : values, keywords, run);
+        };
+        const values = evaluateAll(all, frame);
+        return values instanceof Promise ? values.then(finish) : finish(values);
+      };
+      return (frame) => {
+        const self = receiver(frame);
+        return self instanceof Promise ? self.then((ready) => apply(frame, ready)) : apply(frame, self);
+      };
+    }
+    const callee = this.#expression(calleeNode);
     return (frame) => {
       const fn = callee(frame);
       if (fn instanceof Promise)

@@ -6,15 +6,13 @@ import { SdvpError, argError } from '../errors/sdvp-error';
 import { type Diagnostic, formatDiagnostic, makeDiagnostic } from './diagnostics';
 import { type MaybePromise, then } from './maybe-async';
 import { type ModuleRegistry, defaultModuleRegistry } from './module-registry';
-import { PYTHON_BUILTINS } from './python-builtins';
 import { ModuleFailure, PythonError, SandboxLimit, SandboxRefusal } from './python-errors';
-import { MATH_MODULE } from './python-math';
 import { type Value, pyRepr } from './python-values';
 import { runConcurrently } from './run-concurrently';
 import type { ProgramTrace } from './trace';
-import { VIPER_FUNCTIONS } from './viper-api';
 import { type CompiledViperProgram, compileViperProgram } from './viper-compile';
 import { inputToValue, valueToJson } from './viper-convert';
+import { SANDBOX_GLOBALS } from './viper-globals';
 import { VIPER_MODULE_NAMES, type ViperModuleImplementation, type ViperModules } from './viper-modules';
 import { DEFAULT_VIPER_LIMITS, Frame, PyFunction, RunState, type ViperLimits } from './viper-runtime';
 
@@ -56,12 +54,6 @@ export interface ViperJob {
   program: string | CompiledViperProgram;
   inputs: Readonly<Record<string, unknown>>;
 }
-
-const SANDBOX_GLOBALS: ReadonlyMap<string, Value> = new Map<string, Value>([
-  ...PYTHON_BUILTINS,
-  ...VIPER_FUNCTIONS,
-  ['math', MATH_MODULE],
-]);
 
 /** Inputs a program without `def execute_command(...)` sees as globals. */
 const SNIPPET_INPUTS = ['image', 'video', 'possible_answers', 'query'];
@@ -200,7 +192,10 @@ export class ViperInterpreter {
     const values = new Map<string, Value>();
     for (const [name, value] of Object.entries(inputs))
       values.set(name, inputToValue(value, `inputs.${name}`));
-    const limits = { ...this.#limits, ...validateLimits(options.limits, 'options.limits') };
+    const limits =
+      options.limits === undefined
+        ? this.#limits
+        : { ...this.#limits, ...validateLimits(options.limits, 'options.limits') };
     const programId = options.programId ?? 'program';
     const started = performance.now();
     const trace: ViperRunTrace = {

@@ -4,9 +4,10 @@ import { performance } from 'node:perf_hooks';
 import type { MaybePromise } from './maybe-async';
 import type { ModuleRegistry } from './module-registry';
 import { ModuleFailure, PythonError, SandboxLimit, SandboxRefusal, raise } from './python-errors';
-import { builtinAttribute } from './python-methods';
+import { builtinAttribute, builtinMethod } from './python-methods';
 import {
   type Keywords,
+  type PyBoundMethod,
   PyCallable,
   PyModule,
   type Runtime,
@@ -17,7 +18,7 @@ import {
 } from './python-values';
 import type { Step } from './step-graph';
 import type { StepTrace } from './trace';
-import { type CallSite, type ViperHost, viperAttribute } from './viper-api';
+import { type CallSite, type ViperHost, viperAttribute, viperMethod } from './viper-api';
 import type { ViperModuleContext, ViperModuleImplementation, ViperModuleName } from './viper-modules';
 
 /** Marks a local variable that has no value yet. */
@@ -307,13 +308,16 @@ export class RunState implements ViperHost {
     }
     const found =
       viperAttribute(value, name) ??
-      (value instanceof PyModule
-        ? value.attributes.get(name)
-        : builtinAttribute(value, name, this.attribute));
+      (value instanceof PyModule ? value.attributes.get(name) : builtinAttribute(value, name));
     if (found !== undefined) return found;
     if (value instanceof PyModule) raise.attribute(`module '${value.name}' has no attribute '${name}'`);
     return raise.attribute(`'${typeName(value)}' object has no attribute '${name}'`);
   };
+
+  /** The method `name` of a value, unbound, when it has one (calls skip making a bound method); else undefined. */
+  methodOf(value: Value, name: string): PyBoundMethod['implementation'] | undefined {
+    return viperMethod(value, name) ?? builtinMethod(value, name);
+  }
 
   call(callee: Value, args: Value[], keywords: Keywords = null): MaybePromise<Value> {
     if (callee instanceof PyCallable) return callee.call(args, keywords, this);
@@ -362,44 +366,49 @@ export class RunState implements ViperHost {
       this.complete(record, undefined, message);
       throw new ModuleFailure(name, message);
     }
-    const started = record.durationMs;
     const context: ViperModuleContext = {
       module: name,
       step: site.stepId === null ? null : (this.#options.steps[site.stepId] ?? null),
       programId: this.#options.programId,
       signal: this.#options.signal,
     };
-    const settle = (output: unknown): T => {
-      this.#moduleMs += performance.now() - started;
-      this.#updateDeadline();
-      try {
-        const value = check(output);
-        this.complete(record, output);
-        return value;
-      } catch (error) {
-        this.complete(record, undefined, (error as Error).message);
-        throw error;
-      }
-    };
-    const failed = (error: unknown): never => {
-      this.#moduleMs += performance.now() - started;
-      const message = `the ${name} implementation failed: ${error instanceof Error ? error.message : String(error)}`;
-      this.complete(record, undefined, message);
-      throw new ModuleFailure(name, message);
-    };
     let output: unknown;
     try {
       output = implementation(inputs, context);
     } catch (error) {
-      return failed(error);
+      return this.#moduleFailed(name, record, error);
     }
     if (
       output !== null &&
       typeof output === 'object' &&
       typeof (output as PromiseLike<unknown>).then === 'function'
     ) {
-      return Promise.resolve(output as PromiseLike<unknown>).then(settle, failed);
+      return Promise.resolve(output as PromiseLike<unknown>).then(
+        (ready) => this.#moduleAnswered(record, ready, check),
+        (error) => this.#moduleFailed(name, record, error),
+      );
     }
-    return settle(output);
+    return this.#moduleAnswered(record, output, check);
+  }
+
+  /** A module answered: its time leaves the interpreter's, and its output is checked and recorded. */
+  #moduleAnswered<T>(record: StepTrace, output: unknown, check: (output: unknown) => T): T {
+    this.#moduleMs += performance.now() - record.durationMs;
+    this.#updateDeadline();
+    try {
+      const value = check(output);
+      this.complete(record, output);
+      return value;
+    } catch (error) {
+      this.complete(record, undefined, (error as Error).message);
+      throw error;
+    }
+  }
+
+  #moduleFailed(name: string, record: StepTrace, error: unknown): never {
+    this.#moduleMs += performance.now() - record.durationMs;
+    const message = `the ${name} implementation failed: ${error instanceof Error ? error.message : String(error)}`;
+    this.complete(record, undefined, message);
+    throw new ModuleFailure(name, message);
   }
 }
