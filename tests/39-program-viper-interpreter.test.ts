@@ -10,6 +10,7 @@ import {
   createStubViperModules,
   createVideo,
   parseViperProgram,
+  sourceBoxInImage,
   subTaskInstances,
 } from '../lib/program';
 import { viperProgram } from './helpers/viper-program';
@@ -349,4 +350,34 @@ test('compile() caches by source and reports why a program cannot run', (t) => {
     ['forbidden@2:5'],
   );
   t.deepEqual(compiled.graph.steps, []);
+});
+
+test('a module that knows boxes in the source image answers find through sourceBoxInImage', async (t) => {
+  // An oracle over a scene graph: objects in source pixels, moved into whichever crop find is asked about.
+  const objects: Box[] = [
+    [10, 10, 30, 30],
+    [70, 50, 90, 70],
+  ];
+  const modules: ViperModules = {
+    find: ({ image: crop }) =>
+      objects.map((box) => sourceBoxInImage(crop, box)).filter((box): box is Box => box !== null),
+  };
+  const trace = await new ViperInterpreter({ modules }).run(
+    viperProgram(
+      'whole = ImagePatch(image).find("x")\nright = ImagePatch(image, 50, 0, 100, 80).find("x")\nreturn [whole, right]',
+    ),
+    { image },
+  );
+  t.true(trace.ok, JSON.stringify(trace.diagnostics));
+  t.deepEqual(
+    (trace.result as Array<Array<{ box: number[] }>>).map((patches) => patches.map((patch) => patch.box)),
+    [
+      [
+        [0, 0, 40, 40],
+        [60, 40, 100, 80],
+      ],
+      [[60, 40, 100, 80]],
+    ],
+  );
+  t.deepEqual(sourceBoxInImage(createImage(10, 10), [20, 20, 30, 30]), null);
 });

@@ -165,3 +165,17 @@ export function pixelBoxToPatchCoordinates(box: Box, height: number): PatchCoord
 export function patchPixelBox(patch: ImagePatch): Box {
   return patch.cropped.region ?? [0, 0, patch.cropped.width, patch.cropped.height];
 }
+
+/**
+ * A box given in source-image pixels, moved into the pixels of `image` (a crop, or the source itself) and clipped
+ * to it; null when the box misses the image. What a module that knows boxes in the source (an oracle over a scene
+ * graph) returns from `find`.
+ */
+export function sourceBoxInImage(image: RasterImage, box: Box): Box | null {
+  const [ox, oy] = image.region ?? [0, 0];
+  const x1 = Math.max(0, box[0] - ox);
+  const y1 = Math.max(0, box[1] - oy);
+  const x2 = Math.min(image.width, box[2] - ox);
+  const y2 = Math.min(image.height, box[3] - oy);
+  return x2 > x1 && y2 > y1 ? [x1, y1, x2, y2] : null;
+}

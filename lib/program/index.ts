@@ -91,6 +91,7 @@ export {
   VIPER_CROP_MARGIN,
   patchPixelBox,
   pixelBoxToPatchCoordinates,
+  sourceBoxInImage,
 } from './image-patch';
 export { type PythonSyntaxError, pythonSyntaxError } from './python-syntax';
 export { type CompiledViperProgram, type ViperCompileOptions, compileViperProgram } from './viper-compile';

@@ -229,14 +229,6 @@ function constant(value: Value): Expression {
 
 const toNormal = (): Completion => NORMAL;
 
-/** Hot paths avoid a closure per execution: continue with `next` now, or after the Promise settles. */
-function afterValue(
-  value: MaybePromise<Value>,
-  next: (value: Value) => MaybePromise<Completion>,
-): MaybePromise<Completion> {
-  return value instanceof Promise ? value.then(next) : next(value);
-}
-
 function compare(operator: string, a: Value, b: Value, run: RunState): MaybePromise<boolean> {
   switch (operator) {
     case '==':
