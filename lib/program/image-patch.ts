@@ -69,35 +69,32 @@ export class ImagePatch extends PyObject {
  * make many patches that no model ever looks at, as ViperGPT's tensor slices are views. Equal to cropImage's result.
  */
 class LazyCrop implements RasterImage {
+  readonly width: number;
+  readonly height: number;
   readonly channels: number;
   readonly ref?: string;
   readonly region: Box;
   readonly root: RasterImage;
-  #data: Uint8Array | undefined;
+  declare readonly data: Uint8Array;
 
-  constructor(
-    readonly source: RasterImage,
-    readonly box: Box,
-  ) {
+  constructor(source: RasterImage, box: Box) {
     const [x1, y1, x2, y2] = box;
     const [ox, oy] = source.region ?? [0, 0];
+    this.width = x2 - x1;
+    this.height = y2 - y1;
     this.channels = source.channels;
     this.region = [ox + x1, oy + y1, ox + x2, oy + y2];
     this.root = source.root ?? source;
     if (source.ref !== undefined) this.ref = source.ref;
-  }
-
-  get width(): number {
-    return this.box[2] - this.box[0];
-  }
-
-  get height(): number {
-    return this.box[3] - this.box[1];
-  }
-
-  get data(): Uint8Array {
-    this.#data ??= cropImage(this.source, this.box).data;
-    return this.#data;
+    // An own, enumerable accessor: copies made with `{ ...crop }` read (and so materialize) the pixels too.
+    let data: Uint8Array | undefined;
+    Object.defineProperty(this, 'data', {
+      enumerable: true,
+      get: () => {
+        data ??= cropImage(source, box).data;
+        return data;
+      },
+    });
   }
 }
 
