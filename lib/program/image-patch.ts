@@ -67,6 +67,8 @@ export class ImagePatch extends PyObject {
 /**
  * A crop whose pixels are copied out of the source only when something reads them (a module, a teacher): programs
  * make many patches that no model ever looks at, as ViperGPT's tensor slices are views. Equal to cropImage's result.
+ * `data` is a getter (an own accessor per crop would cost 30x more to create), so `{ ...crop }` drops the pixels and
+ * is no longer a RasterImage: copy crops with cropImage or createImage.
  */
 class LazyCrop implements RasterImage {
   readonly width: number;
@@ -75,7 +77,9 @@ class LazyCrop implements RasterImage {
   readonly ref?: string;
   readonly region: Box;
   readonly root: RasterImage;
-  declare readonly data: Uint8Array;
+  readonly #source: RasterImage;
+  readonly #box: Box;
+  #data: Uint8Array | undefined;
 
   constructor(source: RasterImage, box: Box) {
     const [x1, y1, x2, y2] = box;
@@ -86,15 +90,13 @@ class LazyCrop implements RasterImage {
     this.region = [ox + x1, oy + y1, ox + x2, oy + y2];
     this.root = source.root ?? source;
     if (source.ref !== undefined) this.ref = source.ref;
-    // An own, enumerable accessor: copies made with `{ ...crop }` read (and so materialize) the pixels too.
-    let data: Uint8Array | undefined;
-    Object.defineProperty(this, 'data', {
-      enumerable: true,
-      get: () => {
-        data ??= cropImage(source, box).data;
-        return data;
-      },
-    });
+    this.#source = source;
+    this.#box = box;
+  }
+
+  get data(): Uint8Array {
+    this.#data ??= cropImage(this.#source, this.#box).data;
+    return this.#data;
   }
 }
 
