@@ -346,8 +346,8 @@ export class RunState implements ViperHost {
     return entry;
   }
 
-  complete(record: StepTrace, value: unknown, error?: string): void {
-    record.durationMs = performance.now() - record.durationMs;
+  complete(record: StepTrace, value: unknown, error?: string, now = performance.now()): void {
+    record.durationMs = now - record.durationMs;
     if (error !== undefined) record.error = error;
     else record.value = value;
   }
@@ -393,14 +393,15 @@ export class RunState implements ViperHost {
 
   /** A module answered: its time leaves the interpreter's, and its output is checked and recorded. */
   #moduleAnswered<T>(record: StepTrace, output: unknown, check: (output: unknown) => T): T {
-    this.#moduleMs += performance.now() - record.durationMs;
+    const now = performance.now();
+    this.#moduleMs += now - record.durationMs;
     this.#updateDeadline();
     try {
       const value = check(output);
-      this.complete(record, output);
+      this.complete(record, output, undefined, now);
       return value;
     } catch (error) {
-      this.complete(record, undefined, (error as Error).message);
+      this.complete(record, undefined, (error as Error).message, now);
       throw error;
     }
   }
