@@ -24,6 +24,11 @@ const commands: CommandEntry[] = [
     load: () => require('./decompose-command').decomposeCommand,
   },
   {
+    words: ['run'],
+    summary: 'run one VisProg or ViperGPT program (ViperGPT in a Python sandbox) and print its trace',
+    load: () => require('./run-command').runCommand,
+  },
+  {
     words: ['data'],
     summary: 'build the digit-scene benchmark (sdvp data digits --out DIR)',
     load: () => require('./data-command').dataCommand,
