@@ -3,7 +3,7 @@
 
 import { openDataset } from '../data/dataset';
 import { loadModel } from '../models/load-model';
-import { setThreads } from '../models/torch-runtime';
+import { defaultThreads, setThreads } from '../models/torch-runtime';
 import type { ModuleImplementation } from '../program/interpreter';
 import { type Evaluation, evaluateSystem } from '../run/evaluate';
 import { Student } from '../run/student';
@@ -52,7 +52,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   for (const task of tasks)
     if (!dataset.tasks.includes(task))
       throw usageError(`--tasks: the dataset has no task '${task}'.`, '--tasks');
-  setThreads(require('node:os').availableParallelism());
+  setThreads(defaultThreads());
   let modules: Record<string, ModuleImplementation>;
   let close: () => Promise<void>;
   if (modelFile) {

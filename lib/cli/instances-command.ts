@@ -7,7 +7,7 @@ import { toJsonLines } from '../data/dataset-format';
 import { oracleModules } from '../data/oracle-modules';
 import { accuracyOf, runInstances, runPrograms } from '../data/run-programs';
 import { TARGET_TASKS } from '../data/task-templates';
-import { setThreads } from '../models/torch-runtime';
+import { defaultThreads, setThreads } from '../models/torch-runtime';
 import type { ModuleImplementation } from '../program/interpreter';
 import { folderImageSource } from '../teachers/image-source';
 import { loadTeacherRegistry, openTeachers } from '../teachers/registry';
@@ -72,7 +72,7 @@ export async function instancesCommand(argv: string[]): Promise<number> {
       );
     modules = oracleModules(dataset.sceneLookup());
   } else if (source === 'teachers') {
-    setThreads(require('node:os').availableParallelism());
+    setThreads(defaultThreads());
     teachers = await openTeachers(loadTeacherRegistry(args.string('teachers', true)));
     modules = teacherModules(teachers, folderImageSource(dataset.root));
   } else {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SdvpError } from '../errors/sdvp-error';
-import { setThreads } from '../models/torch-runtime';
+import { defaultThreads, setThreads } from '../models/torch-runtime';
 import type { SubTaskInstance } from '../program/sub-tasks';
 import { fileImageSource } from '../teachers/image-source';
 import { LabelStore } from '../teachers/label-store';
@@ -126,7 +126,7 @@ async function label(argv: string[]): Promise<number> {
     return path;
   });
   const store = LabelStore.open(args.string('store', true));
-  setThreads(require('node:os').availableParallelism());
+  setThreads(defaultThreads());
   const teachers = await openTeachers(registry, entries);
   const progress = createProgress();
   const controller = new AbortController();
@@ -200,7 +200,7 @@ async function train(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  setThreads(require('node:os').availableParallelism());
+  setThreads(defaultThreads());
   const progress = createProgress();
   let current = '';
   const metrics = await trainBuiltinTeachers({

@@ -39,6 +39,8 @@ export const taskRecordSchema = z.object({
   viperProgram: z.string().optional(),
   answer: z.string(),
   subAnswers: z.array(subAnswerSchema).optional(),
+  /** The ground truth of the ViperGPT program's find and simple_query calls (lines of viperProgram). */
+  viperSubAnswers: z.array(subAnswerSchema).optional(),
 });
 export type TaskRecord = z.infer<typeof taskRecordSchema>;
 

@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SdvpError } from '../errors/sdvp-error';
-import { type RasterImage, boxInSource, createImage } from '../program/image';
+import { viperInputs, viperModulesFromVisProg, visprogModuleOf } from '../program/framework-bridge';
+import { type Box, type RasterImage, boxInSource, createImage } from '../program/image';
 import { VisProgInterpreter } from '../program/interpreter';
 import type { ProgramTrace } from '../program/trace';
+import { ViperInterpreter } from '../program/viper-interpreter';
 import {
   DATASET_FORMAT,
   DATASET_VERSION,
@@ -83,7 +85,14 @@ async function buildScenes(
   return result;
 }
 
-/** The LOC and VQA steps of an oracle run, as sub-answers in the input images' pixels. */
+const TEXT_ARGUMENT: Readonly<Record<string, string>> = {
+  LOC: 'object',
+  VQA: 'question',
+  find: 'object_name',
+  simple_query: 'question',
+};
+
+/** The grounding and VQA steps of an oracle run (either framework), as sub-answers in the input images' pixels. */
 export function subAnswersOf(
   trace: ProgramTrace,
   inputs: Readonly<Record<string, RasterImage>>,
@@ -91,12 +100,12 @@ export function subAnswersOf(
   const nameOf = new Map(Object.entries(inputs).map(([name, image]) => [image.ref, name]));
   const answers: SubAnswer[] = [];
   for (const step of trace.steps) {
-    if (!step.moduleCalled || (step.module !== 'LOC' && step.module !== 'VQA') || step.error !== null)
-      continue;
+    const argument = TEXT_ARGUMENT[step.module];
+    if (!step.moduleCalled || argument === undefined || step.error !== null) continue;
     const image = step.inputs.image as RasterImage;
     const input = nameOf.get(image.ref ?? image.root?.ref);
     if (input === undefined || step.line === null) continue;
-    const text = (step.module === 'LOC' ? step.inputs.object : step.inputs.question) as string;
+    const text = step.inputs[argument] as string;
     const answer: SubAnswer = {
       line: step.line,
       module: step.module,
@@ -104,11 +113,8 @@ export function subAnswersOf(
       box: image.region ? [...image.region] : null,
       text,
     };
-    if (step.module === 'VQA') answer.answer = String(step.value);
-    else
-      answer.boxes = (step.value as [number, number, number, number][]).map((box) => [
-        ...boxInSource(image, box),
-      ]);
+    if (visprogModuleOf(step.module) === 'VQA') answer.answer = String(step.value);
+    else answer.boxes = (step.value as Box[]).map((box) => [...boxInSource(image, box)]);
     answers.push(answer);
   }
   return answers;
@@ -179,7 +185,9 @@ export async function generateDigitBenchmark(options: DigitBenchmarkOptions): Pr
   const lookup = new Map<string, Scene>();
   for (const name of SPLIT_NAMES)
     splits[name].images.forEach((image, i) => lookup.set(image.ref!, splits[name].scenes[i]));
-  const interpreter = new VisProgInterpreter({ modules: oracleModules((ref) => lookup.get(ref)) });
+  const oracle = oracleModules((ref) => lookup.get(ref));
+  const interpreter = new VisProgInterpreter({ modules: oracle });
+  const viperInterpreter = new ViperInterpreter({ modules: viperModulesFromVisProg(oracle) });
 
   const files = new Map<string, string | Buffer>();
   const manifest: DatasetManifest = {
@@ -194,7 +202,14 @@ export async function generateDigitBenchmark(options: DigitBenchmarkOptions): Pr
     manifest.tasks[task] = {};
     manifest.counts![task] = {};
     for (const name of SPLIT_NAMES) {
-      const records = await buildRecords(task, name, splits[name], interpreter, root.fork(`${task}-${name}`));
+      const records = await buildRecords(
+        task,
+        name,
+        splits[name],
+        interpreter,
+        viperInterpreter,
+        root.fork(`${task}-${name}`),
+      );
       const file = `${task}/${name}.jsonl`;
       files.set(file, toJsonLines(records));
       manifest.tasks[task][name] = file;
@@ -218,6 +233,7 @@ async function buildRecords(
   split: SplitName,
   source: SplitScenes,
   interpreter: VisProgInterpreter,
+  viperInterpreter: ViperInterpreter,
   random: Random,
 ): Promise<TaskRecord[]> {
   const records: TaskRecord[] = [];
@@ -231,12 +247,18 @@ async function buildRecords(
     const inputs = Object.fromEntries(names.map((name, k) => [name, source.images[indices[k]]]));
     const id = `${task}-${split}-${String(i).padStart(6, '0')}`;
     const trace = await interpreter.run(draft.program, inputs, { programId: id });
-    const oracleAnswer = trace.ok ? normalizeAnswer(trace.result) : `error: ${trace.error?.message}`;
-    if (oracleAnswer !== draft.answer) {
-      throw new SdvpError(
-        'ERR_SDVP_NATIVE',
-        `Internal error: template '${draft.template}' and the oracle disagree on ${id} (${draft.answer} vs ${oracleAnswer}).`,
-      );
+    const viperTrace = await viperInterpreter.run(draft.viperProgram, viperInputs(inputs), { programId: id });
+    for (const [framework, run] of [
+      ['VisProg', trace],
+      ['ViperGPT', viperTrace],
+    ] as const) {
+      const oracleAnswer = run.ok ? normalizeAnswer(run.result) : `error: ${run.error?.message}`;
+      if (oracleAnswer !== draft.answer) {
+        throw new SdvpError(
+          'ERR_SDVP_NATIVE',
+          `Internal error: template '${draft.template}' and the oracle's ${framework} run disagree on ${id} (${draft.answer} vs ${oracleAnswer}).`,
+        );
+      }
     }
     records.push({
       id,
@@ -245,8 +267,10 @@ async function buildRecords(
       images: Object.fromEntries(names.map((name, k) => [name, source.paths[indices[k]]])),
       question: draft.question,
       program: draft.program,
+      viperProgram: draft.viperProgram,
       answer: draft.answer,
       subAnswers: subAnswersOf(trace, inputs),
+      viperSubAnswers: subAnswersOf(viperTrace, inputs),
     });
   }
   return records;

@@ -14,6 +14,7 @@ import {
 import type { Random } from './random';
 import { COLOR_NAMES, type ColorName, type Scene, type SceneObject } from './scene';
 import { findObjects, fullRegion, isClearRegion } from './scene-queries';
+import { askFirst, find, pairProgram, query, relationBody, singleImageProgram } from './viper-programs';
 import { type RelationCrop, VisProgBuilder } from './visprog-builder';
 
 export type TaskName = 'digits-qa' | 'digits-pairs' | 'colors-qa';
@@ -28,6 +29,8 @@ export interface TaskDraft {
   template: string;
   question: string;
   program: string;
+  /** The same question as a ViperGPT program. */
+  viperProgram: string;
   answer: string;
 }
 
@@ -56,12 +59,39 @@ function uniqueColors(scene: Scene): ColorName[] {
   return COLOR_NAMES.filter((color) => unique(scene, { color }) !== undefined);
 }
 
-/** The one digit `relation` of the reference digit, when the crop leaves no doubt which. */
+/** The centre of the patch ViperGPT's find makes of a box (10 pixels of margin, clamped to the image), y down. */
+function viperCentre(box: Box, scene: Scene): [number, number] {
+  const margin = 10;
+  const left = Math.max(0, box[0] - margin);
+  const right = Math.min(scene.width, box[2] + margin);
+  const top = Math.max(0, box[1] - margin);
+  const bottom = Math.min(scene.height, box[3] + margin);
+  return [(left + right) / 2, (top + bottom) / 2];
+}
+
+function onSide(crop: RelationCrop, object: SceneObject, reference: SceneObject, scene: Scene): boolean {
+  const [x, y] = viperCentre(object.box, scene);
+  const [rx, ry] = viperCentre(reference.box, scene);
+  if (crop === 'CROP_LEFTOF') return x < rx;
+  if (crop === 'CROP_RIGHTOF') return x > rx;
+  if (crop === 'CROP_ABOVE') return y < ry;
+  return y > ry;
+}
+
+/**
+ * The one digit `relation` of the reference digit, when neither framework leaves a doubt which: VisProg's
+ * half-plane crop holds exactly that digit (and none half in), and it is the only digit whose ViperGPT patch
+ * centre lies on that side of the reference's.
+ */
 function relatedObject(scene: Scene, reference: SceneObject, crop: RelationCrop): SceneObject | undefined {
   const region = visprogCropBox(crop, reference.box, scene.width, scene.height);
   if (!region || !isClearRegion(scene, region)) return undefined;
   const present = findObjects(scene, region, {});
-  return present.length === 1 && present[0] !== reference ? present[0] : undefined;
+  if (present.length !== 1 || present[0] === reference) return undefined;
+  const sideways = scene.objects.filter(
+    (object) => object !== reference && onSide(crop, object, reference, scene),
+  );
+  return sideways.length === 1 && sideways[0] === present[0] ? present[0] : undefined;
 }
 
 /** A digit 0–9: one the scenes show with probability 1/2, else any (so yes/no answers stay balanced). */
@@ -106,6 +136,7 @@ function relationTemplate(
         template: name,
         question: question(relation.words, color),
         program: p.result(result),
+        viperProgram: singleImageProgram(relationBody(relation.crop, objectPhrase({ color }), vqaQuestion)),
         answer: answer(target),
       };
     },
@@ -127,6 +158,10 @@ const DIGITS_QA: WeightedTemplate[] = [
         template: 'identify-by-color',
         question: `Which digit is ${color}?`,
         program: p.result(answer),
+        viperProgram: singleImageProgram([
+          askFirst('digit', 'image_patch', objectPhrase({ color }), IDENTITY_QUESTION),
+          'return digit',
+        ]),
         answer: String(unique(scene, { color })!.digit),
       };
     },
@@ -153,6 +188,11 @@ const DIGITS_QA: WeightedTemplate[] = [
         template: 'compare',
         question: `Is the ${first} digit larger than the ${second} digit?`,
         program: p.result(result),
+        viperProgram: singleImageProgram([
+          askFirst('first_digit', 'image_patch', objectPhrase({ color: first }), IDENTITY_QUESTION),
+          askFirst('second_digit', 'image_patch', objectPhrase({ color: second }), IDENTITY_QUESTION),
+          'return bool_to_yesno(int(first_digit) > int(second_digit))',
+        ]),
         answer: yesNo(unique(scene, { color: first })!.digit > unique(scene, { color: second })!.digit),
       };
     },
@@ -173,6 +213,11 @@ const DIGITS_QA: WeightedTemplate[] = [
         template: 'sum',
         question: `What is the sum of the ${first} digit and the ${second} digit?`,
         program: p.result(result),
+        viperProgram: singleImageProgram([
+          askFirst('first_digit', 'image_patch', objectPhrase({ color: first }), IDENTITY_QUESTION),
+          askFirst('second_digit', 'image_patch', objectPhrase({ color: second }), IDENTITY_QUESTION),
+          'return str(int(first_digit) + int(second_digit))',
+        ]),
         answer: String(unique(scene, { color: first })!.digit + unique(scene, { color: second })!.digit),
       };
     },
@@ -192,6 +237,10 @@ const DIGITS_QA: WeightedTemplate[] = [
         template: 'count-digit',
         question: `How many times does the digit ${digit} appear?`,
         program: p.result(count),
+        viperProgram: singleImageProgram([
+          find('digit_patches', 'image_patch', objectPhrase({ digit })),
+          'return str(len(digit_patches))',
+        ]),
         answer: String(findObjects(scene, fullRegion(scene), { digit }).length),
       };
     },
@@ -212,6 +261,10 @@ const DIGITS_QA: WeightedTemplate[] = [
         template: 'exists-digit',
         question: `Is there a digit ${digit}?`,
         program: p.result(result),
+        viperProgram: singleImageProgram([
+          find('digit_patches', 'image_patch', objectPhrase({ digit })),
+          'return bool_to_yesno(len(digit_patches) > 0)',
+        ]),
         answer: yesNo(findObjects(scene, fullRegion(scene), { digit }).length > 0),
       };
     },
@@ -232,6 +285,10 @@ const DIGITS_QA: WeightedTemplate[] = [
         template: 'color-of-digit',
         question: `What color is the digit ${digit}?`,
         program: p.result(answer),
+        viperProgram: singleImageProgram([
+          askFirst('color', 'image_patch', objectPhrase({ digit }), COLOR_QUESTION),
+          'return color',
+        ]),
         answer: unique(scene, { digit })!.color,
       };
     },
@@ -256,6 +313,11 @@ const DIGITS_PAIRS: WeightedTemplate[] = [
         template: 'larger-across',
         question: `The ${c1} digit in the left image is larger than the ${c2} digit in the right image.`,
         program: p.result(result),
+        viperProgram: pairProgram([
+          askFirst('left_digit', 'left_patch', objectPhrase({ color: c1 }), IDENTITY_QUESTION),
+          askFirst('right_digit', 'right_patch', objectPhrase({ color: c2 }), IDENTITY_QUESTION),
+          'return bool_to_yesno(int(left_digit) > int(right_digit))',
+        ]),
         answer: yesNo(unique(scenes.LEFT, { color: c1 })!.digit > unique(scenes.RIGHT, { color: c2 })!.digit),
       };
     },
@@ -284,6 +346,11 @@ const DIGITS_PAIRS: WeightedTemplate[] = [
         template: 'same-across',
         question: `The ${c1} digit in the left image is the same digit as the ${c2} digit in the right image.`,
         program: p.result(result),
+        viperProgram: pairProgram([
+          askFirst('left_digit', 'left_patch', objectPhrase({ color: c1 }), IDENTITY_QUESTION),
+          askFirst('right_digit', 'right_patch', objectPhrase({ color: c2 }), IDENTITY_QUESTION),
+          'return bool_to_yesno(int(left_digit) == int(right_digit))',
+        ]),
         answer: yesNo(same),
       };
     },
@@ -305,6 +372,11 @@ const DIGITS_PAIRS: WeightedTemplate[] = [
         template: 'both-contain',
         question: `Both images contain the digit ${digit}.`,
         program: p.result(result),
+        viperProgram: pairProgram([
+          find('left_patches', 'left_patch', objectPhrase({ digit })),
+          find('right_patches', 'right_patch', objectPhrase({ digit })),
+          'return bool_to_yesno(len(left_patches) > 0 and len(right_patches) > 0)',
+        ]),
         answer: yesNo(has(scenes.LEFT) && has(scenes.RIGHT)),
       };
     },
@@ -321,6 +393,11 @@ const DIGITS_PAIRS: WeightedTemplate[] = [
         template: 'more-digits',
         question: 'The left image shows more digits than the right image.',
         program: p.result(result),
+        viperProgram: pairProgram([
+          query('left_count', 'left_patch', COUNT_QUESTION),
+          query('right_count', 'right_patch', COUNT_QUESTION),
+          'return bool_to_yesno(int(left_count) > int(right_count))',
+        ]),
         answer: yesNo(scenes.LEFT.objects.length > scenes.RIGHT.objects.length),
       };
     },
@@ -346,6 +423,10 @@ const COLORS_QA: WeightedTemplate[] = [
         template: 'count-color',
         question: `How many ${color} digits are there?`,
         program: p.result(count),
+        viperProgram: singleImageProgram([
+          find('digit_patches', 'image_patch', objectPhrase({ color })),
+          'return str(len(digit_patches))',
+        ]),
         answer: String(findObjects(scene, fullRegion(scene), { color }).length),
       };
     },
@@ -362,6 +443,10 @@ const COLORS_QA: WeightedTemplate[] = [
         template: 'exists-color',
         question: `Is there a ${color} digit?`,
         program: p.result(answer),
+        viperProgram: singleImageProgram([
+          query('answer', 'image_patch', questionText({ kind: 'exists', color })),
+          'return answer',
+        ]),
         answer: yesNo(findObjects(scene, fullRegion(scene), { color }).length > 0),
       };
     },

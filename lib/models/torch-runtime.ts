@@ -74,3 +74,13 @@ export function setGraphOptimization(enabled: boolean): void {
   if (typeof enabled !== 'boolean') throw argError('ERR_SDVP_ARG', 'enabled', 'a boolean', enabled);
   torchBinding().torchSetGraphOptimization(enabled);
 }
+
+/**
+ * The LibTorch thread count commands use: $SDVP_THREADS when set (a positive integer), else every core.
+ * On a machine other work keeps busy, one thread avoids OpenMP teams waiting on descheduled members.
+ */
+export function defaultThreads(): number {
+  const fromEnvironment = Number(process.env.SDVP_THREADS);
+  if (Number.isSafeInteger(fromEnvironment) && fromEnvironment > 0) return fromEnvironment;
+  return require('node:os').availableParallelism();
+}

@@ -44,6 +44,9 @@ export function loadNative(options: LoadNativeOptions = {}): NativeBinding {
   }
   if (cached && options.native === undefined) return cached;
   const explicit = options.native ?? process.env.SDVP_NATIVE;
+  // LibTorch runs its own OpenMP team; an OpenMP-threaded OpenBLAS inside it oversubscribes the cores (seen: a
+  // 30 ms train step took 6 s on a busy two-core machine). OpenBLAS reads this when the addon loads it.
+  process.env.OPENBLAS_NUM_THREADS ??= '1';
   const candidates = explicit ? [path.resolve(explicit)] : candidatePaths();
   const failures: string[] = [];
   for (const candidate of candidates) {

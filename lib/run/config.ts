@@ -25,6 +25,8 @@ export const runConfigSchema = z
     /** The run's folder (default: `run` beside the config file). */
     run: z.string().min(1).optional(),
     seed: z.number().int().min(0).max(0xffffffff).default(0),
+    /** Which program of each record runs: the VisProg program or the record's ViperGPT version. */
+    framework: z.enum(['visprog', 'viper']).default('visprog'),
     /** Target tasks whose programs are distilled. */
     tasks: z.array(z.string().min(1)).min(1).default(['digits-qa', 'digits-pairs']),
     /** Tasks evaluated end to end (targets and retention). */

@@ -9,7 +9,9 @@ import { type Dataset, openDataset } from '../data/dataset';
 import { generateDigitBenchmark } from '../data/generate-digits';
 import { TARGET_TASKS, TASK_NAMES } from '../data/task-templates';
 import { loadModel } from '../models/load-model';
-import { setThreads } from '../models/torch-runtime';
+import { defaultThreads, setThreads } from '../models/torch-runtime';
+import type { ModuleImplementation } from '../program/interpreter';
+import type { Framework } from '../program/step-graph';
 import { folderImageSource } from '../teachers/image-source';
 import { loadTeacherRegistry, openTeachers } from '../teachers/registry';
 import { teacherModules } from '../teachers/teacher-modules';
@@ -18,7 +20,7 @@ import { type RunConfigInput, parseRunConfig } from './config';
 import { type DistillProgress, type RunState, distill } from './distill';
 import { type Evaluation, evaluateSystem } from './evaluate';
 import { type PretrainResult, pretrainStudent } from './pretrain-student';
-import { type DemoReport, type SystemName, writeDemoReport } from './report';
+import { type DemoReport, type RunName, type SystemRow, writeDemoReport } from './report';
 import { Student } from './student';
 
 export interface DemoOptions {
@@ -54,26 +56,31 @@ function writeCache<T>(file: string, key: string, value: T): void {
   writeFileSync(file, `${JSON.stringify({ key, value } satisfies Cached<T>, null, 2)}\n`);
 }
 
-/** The run configs of the three distillation systems (paths relative to the run's config). */
-export function demoRunConfigs(
-  seed: number,
-  scale: number,
-): Record<'sdvp' | 'sdvp-no-af' | 'sdvp-joint', RunConfigInput> {
+/** The run configs of the four distillation systems (paths relative to the run's config). */
+export function demoRunConfigs(seed: number, scale: number): Record<RunName, RunConfigInput> {
+  // One stage is 300 steps of 64 rows (its rows' passes capped there); the joint run has both stages' steps.
+  const stageSteps = 300;
   const common: RunConfigInput = {
     data: '../../data',
     student: '../../student/untuned.pt',
     teachers: '../../teachers/teachers.json',
     run: '.',
     seed,
-    epochs: 2 * scale,
-    maxStepsPerStage: Math.max(5, Math.round(260 * scale)),
+    epochs: 20,
+    maxStepsPerStage: Math.max(5, Math.round(stageSteps * scale)),
     batchSize: 64,
+    optimizer: { lr: 3e-3, weightDecay: 0.01, warmupSteps: 20, minFactor: 0.1, maxGradNorm: 1 },
     checkpointEvery: 100,
   };
   return {
     sdvp: common,
     'sdvp-no-af': { ...common, antiForgetting: { enabled: false } },
-    'sdvp-joint': { ...common, stages: 'joint', maxStepsPerStage: Math.max(5, Math.round(520 * scale)) },
+    'sdvp-joint': {
+      ...common,
+      stages: 'joint',
+      maxStepsPerStage: Math.max(5, Math.round(2 * stageSteps * scale)),
+    },
+    'sdvp-viper': { ...common, framework: 'viper' },
   };
 }
 
@@ -87,7 +94,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const phase = options.onPhase ?? (() => {});
   const progress = options.onProgress ?? (() => {});
   mkdirSync(out, { recursive: true });
-  setThreads(require('node:os').availableParallelism());
+  setThreads(defaultThreads());
   const timings: Record<string, number> = {};
   const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
     const t = performance.now();
@@ -155,7 +162,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       data: dataDir,
       out: studentFile,
       seed,
-      steps: Math.max(10, Math.round(2400 * scale)),
+      steps: Math.max(10, Math.round(1200 * scale)),
       signal: options.signal,
       onProgress: ({ step, steps, loss }) => progress(step, steps, `loss ${loss.toFixed(3)}`),
     });
@@ -163,19 +170,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     return result;
   });
 
-  // 4. The systems without distillation.
+  // 4. The systems without distillation, in both frameworks.
   const evalKey = JSON.stringify({ dataKey, teacherKey, studentKey });
+  type Modules = Record<string, ModuleImplementation>;
   const evaluate = async (
     name: string,
-    modules: () => Promise<{ modules: Record<string, never>; close: () => Promise<void> }>,
+    framework: Framework,
+    open: () => Promise<{ modules: Modules; close: () => Promise<void> }>,
   ) => {
-    const file = join(out, `eval-${name}.cache.json`);
+    const file = join(out, `eval-${name}-${framework}.cache.json`);
     const cached = readCache<Evaluation>(file, evalKey);
     if (cached) return cached;
-    phase(`evaluating: ${name}`);
-    const system = await modules();
+    phase(`evaluating: ${name} (${framework})`);
+    const system = await open();
     try {
       const evaluation = await evaluateSystem(dataset, system.modules, {
+        framework,
         tasks: TASK_NAMES,
         split: 'test',
         submoduleTasks: TARGET_TASKS,
@@ -188,30 +198,42 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       await system.close();
     }
   };
-  const untuned = await timed('evaluate-untuned', () =>
-    evaluate('untuned', async () => {
-      const model = await loadModel(studentFile);
-      const student = await Student.of(model);
-      return { modules: student.modules() as Record<string, never>, close: async () => model.dispose() };
-    }),
-  );
-  const teacherSystem = await timed('evaluate-teachers', () =>
-    evaluate('teachers', async () => {
-      const registry = loadTeacherRegistry(join(teacherDir, 'teachers.json'));
-      const opened = await openTeachers(registry);
-      return {
-        modules: teacherModules(opened, folderImageSource(dataDir)) as Record<string, never>,
-        close: async () => {
-          await Promise.all(opened.map((teacher) => teacher.close()));
-        },
-      };
-    }),
-  );
+  const untunedModules = async () => {
+    const model = await loadModel(studentFile);
+    const student = await Student.of(model);
+    return { modules: student.modules(), close: async () => model.dispose() };
+  };
+  const teacherModulesOf = async () => {
+    const opened = await openTeachers(loadTeacherRegistry(join(teacherDir, 'teachers.json')));
+    return {
+      modules: teacherModules(opened, folderImageSource(dataDir)),
+      close: async () => {
+        await Promise.all(opened.map((teacher) => teacher.close()));
+      },
+    };
+  };
+  const rows: SystemRow[] = [];
+  for (const framework of ['visprog', 'viper'] as const) {
+    rows.push({
+      system: 'untuned',
+      framework,
+      evaluation: await timed(`evaluate-untuned-${framework}`, () =>
+        evaluate('untuned', framework, untunedModules),
+      ),
+    });
+    rows.push({
+      system: 'teachers',
+      framework,
+      evaluation: await timed(`evaluate-teachers-${framework}`, () =>
+        evaluate('teachers', framework, teacherModulesOf),
+      ),
+    });
+  }
 
   // 5. The distillation runs.
-  const runs: Partial<Record<SystemName, RunState>> = {};
+  const runs: Partial<Record<RunName, RunState>> = {};
   const configs = demoRunConfigs(seed, scale);
-  for (const [name, input] of Object.entries(configs) as Array<[keyof typeof configs, RunConfigInput]>) {
+  for (const [name, input] of Object.entries(configs) as Array<[RunName, RunConfigInput]>) {
     const folder = join(out, 'runs', name);
     mkdirSync(folder, { recursive: true });
     const configFile = join(folder, 'config.input.json');
@@ -248,6 +270,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     writeCache(join(folder, 'demo.cache.json'), runKey, result.state);
     runs[name] = result.state;
   }
+  for (const name of ['sdvp', 'sdvp-no-af', 'sdvp-joint'] as const)
+    rows.push({ system: name, framework: 'visprog', evaluation: runs[name]!.final!, run: name });
+  rows.push({
+    system: 'sdvp',
+    framework: 'viper',
+    evaluation: runs['sdvp-viper']!.final!,
+    run: 'sdvp-viper',
+  });
+  rows.sort((a, b) => (a.framework === b.framework ? 0 : a.framework === 'visprog' ? -1 : 1));
 
   const report: DemoReport = {
     seed,
@@ -256,9 +287,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     out,
     teachers,
     pretrain,
-    untuned,
-    teacherSystem,
-    runs: runs as Record<'sdvp' | 'sdvp-no-af' | 'sdvp-joint', RunState>,
+    rows,
+    runs: runs as Record<RunName, RunState>,
     dataset: datasetSummary(dataset),
   };
   phase('writing the report');

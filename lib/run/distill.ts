@@ -5,7 +5,6 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { relative } from 'node:path';
 import { pacedCount, rankByConfidence } from '../curriculum/pacing';
 import { cosineLr, rampAt } from '../curriculum/schedules';
@@ -15,13 +14,15 @@ import type { TaskRecord } from '../data/dataset-format';
 import { GeneralMix } from '../data/general-mix';
 import { loadMnistDigits, splitMnist } from '../data/mnist-digits';
 import { Random } from '../data/random';
-import { accuracyOf, runInstances, runPrograms } from '../data/run-programs';
+import { accuracyOf, programOf, runInstances, runPrograms } from '../data/run-programs';
 import { SdvpError } from '../errors/sdvp-error';
 import { loadModel } from '../models/load-model';
 import type { Model, TrainStepOptions, TrainStepResult } from '../models/model';
-import { setThreads } from '../models/torch-runtime';
+import { defaultThreads, setThreads } from '../models/torch-runtime';
+import { visprogModuleOf } from '../program/framework-bridge';
 import type { RasterImage } from '../program/image';
 import { defaultModuleRegistry } from '../program/module-registry';
+import { parseViperProgram } from '../program/viper-parser';
 import { parseVisProgProgram } from '../program/visprog-parser';
 import { folderImageSource } from '../teachers/image-source';
 import { LabelStore } from '../teachers/label-store';
@@ -211,7 +212,7 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
     files.append('log.txt', `${new Date().toISOString()} ${line}`);
     options.log?.(line);
   };
-  setThreads(config.threads > 0 ? config.threads : availableParallelism());
+  setThreads(config.threads > 0 ? config.threads : defaultThreads());
 
   const records = new Map<string, TaskRecord>();
   for (const task of new Set([...config.tasks, ...config.evalTasks])) {
@@ -231,13 +232,18 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
   try {
     const student = await Student.of(model);
     if (!state) {
-      const modules = new Set(Object.keys(student.modules()));
+      const served = new Set(Object.keys(student.modules()));
       const registryOfModules = defaultModuleRegistry();
       const distillable = new Set(
-        [...modules].filter((module) => registryOfModules.get('visprog', module)?.distillable),
+        registryOfModules
+          .specs(config.framework)
+          .filter((spec) => spec.distillable && served.has(visprogModuleOf(spec.name)))
+          .map((spec) => spec.name),
       );
       const graphs = trainRecords.map((record) =>
-        parseVisProgProgram(record.program, { inputs: Object.keys(record.images) }),
+        config.framework === 'viper'
+          ? parseViperProgram(programOf(record, 'viper'))
+          : parseVisProgProgram(record.program, { inputs: Object.keys(record.images) }),
       );
       const stages = planStages(graphs, distillable, config.stages);
       if (stages.length === 0)
@@ -332,6 +338,7 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
     if (!run.final) {
       options.onProgress?.({ phase: 'evaluate', done: 0, total: 1 });
       run.final = await evaluateSystem(dataset, studentModules(), {
+        framework: config.framework,
         tasks: config.evalTasks,
         split: config.evalSplit,
         submoduleTasks: config.tasks,
@@ -358,6 +365,7 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       const preparing = performance.now();
       options.onProgress?.({ phase: 'execute', stage: stage.name, done: 0, total: trainRecords.length });
       const runs = await runPrograms(dataset, trainRecords, studentModules(), {
+        framework: config.framework,
         concurrency: config.concurrency,
         signal: options.signal,
         onProgram: (done, total) =>

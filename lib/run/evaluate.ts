@@ -9,6 +9,7 @@ import { accuracyOf, runPrograms } from '../data/run-programs';
 import { matchedBoxes } from '../data/scene';
 import { type Box, cropImage } from '../program/image';
 import type { ModuleImplementation } from '../program/interpreter';
+import type { Framework } from '../program/step-graph';
 
 export interface SubmoduleScore {
   correct: number;
@@ -31,6 +32,8 @@ export interface Evaluation {
 export interface EvaluateOptions {
   tasks: readonly string[];
   split: string;
+  /** Which program of each record runs end to end (sub-modules are scored the same way for both). Default visprog. */
+  framework?: Framework;
   /** Score sub-modules on these tasks' sub-answers (default: all evaluated tasks). */
   submoduleTasks?: readonly string[];
   concurrency?: number;
@@ -119,6 +122,7 @@ export async function evaluateSystem(
   for (const task of options.tasks) {
     const taskRecords = dataset.records(task, options.split);
     const runs = await runPrograms(dataset, taskRecords, modules, {
+      framework: options.framework,
       concurrency: options.concurrency,
       signal: options.signal,
       onProgram: () => options.onProgress?.(++done, records.length),

@@ -10,7 +10,16 @@ import { type Row, barChart, lossChart } from './plots';
 import type { PretrainResult } from './pretrain-student';
 
 export type SystemName = 'untuned' | 'teachers' | 'sdvp' | 'sdvp-no-af' | 'sdvp-joint';
+export type RunName = 'sdvp' | 'sdvp-no-af' | 'sdvp-joint' | 'sdvp-viper';
 const TASKS = ['digits-qa', 'digits-pairs', 'colors-qa'] as const;
+
+/** One row of the table: a system in one framework, its evaluation, and its run when it is distilled. */
+export interface SystemRow {
+  system: SystemName;
+  framework: 'visprog' | 'viper';
+  evaluation: Evaluation;
+  run?: RunName;
+}
 
 export interface DemoReport {
   seed: number;
@@ -19,48 +28,48 @@ export interface DemoReport {
   out: string;
   teachers: TeacherMetrics;
   pretrain: PretrainResult;
-  untuned: Evaluation;
-  teacherSystem: Evaluation;
-  runs: Record<'sdvp' | 'sdvp-no-af' | 'sdvp-joint', RunState>;
+  rows: SystemRow[];
+  runs: Record<RunName, RunState>;
   dataset: Record<string, Record<string, number>>;
 }
 
-export const SYSTEM_LABELS: Record<SystemName, string> = {
-  untuned: 'VProg, untuned student',
-  teachers: 'VProg, sub-modules replaced by the teachers',
-  sdvp: 'VProg + SDVP',
-  'sdvp-no-af': 'VProg + SDVP without anti-forgetting',
-  'sdvp-joint': 'VProg + SDVP, all modules at once',
+const FRAMEWORK_LABELS = { visprog: 'VProg', viper: 'ViperGPT' } as const;
+const SYSTEM_LABELS: Record<SystemName, string> = {
+  untuned: 'untuned student',
+  teachers: 'sub-modules replaced by the teachers',
+  sdvp: '+ SDVP',
+  'sdvp-no-af': '+ SDVP without anti-forgetting',
+  'sdvp-joint': '+ SDVP, all modules at once',
 };
 
-function evaluationOf(report: DemoReport, system: SystemName): Evaluation {
-  if (system === 'untuned') return report.untuned;
-  if (system === 'teachers') return report.teacherSystem;
-  return report.runs[system].final!;
+/** "VProg + SDVP", "ViperGPT, untuned student"... */
+export function rowLabel(row: Pick<SystemRow, 'system' | 'framework'>): string {
+  const label = SYSTEM_LABELS[row.system];
+  return `${FRAMEWORK_LABELS[row.framework]}${label.startsWith('+') ? ' ' : ', '}${label}`;
 }
 
 const percent = (value: number | undefined) => (value === undefined ? '–' : `${(value * 100).toFixed(1)}`);
 
+const RUN_NAMES: RunName[] = ['sdvp', 'sdvp-no-af', 'sdvp-joint', 'sdvp-viper'];
+
 /** The report.json object. */
 export function reportJson(report: DemoReport) {
-  const systems: SystemName[] = ['untuned', 'teachers', 'sdvp', 'sdvp-no-af', 'sdvp-joint'];
+  const accuracies = (evaluation: Evaluation) =>
+    Object.fromEntries(Object.entries(evaluation.submodules).map(([m, s]) => [m, s.accuracy]));
   return {
-    table: systems.map((system) => ({
-      system,
-      framework: 'visprog',
-      accuracy: Object.fromEntries(TASKS.map((task) => [task, evaluationOf(report, system).tasks[task]])),
+    table: report.rows.map((row) => ({
+      system: row.system,
+      framework: row.framework,
+      accuracy: Object.fromEntries(TASKS.map((task) => [task, row.evaluation.tasks[task]])),
     })),
     submodules: {
-      ...Object.fromEntries(
-        systems.map((system) => [
-          system,
-          Object.fromEntries(
-            Object.entries(evaluationOf(report, system).submodules).map(([m, s]) => [m, s.accuracy]),
-          ),
-        ]),
-      ),
+      systems: report.rows.map((row) => ({
+        system: row.system,
+        framework: row.framework,
+        accuracy: accuracies(row.evaluation),
+      })),
       stages: Object.fromEntries(
-        (['sdvp', 'sdvp-no-af', 'sdvp-joint'] as const).map((run) => [
+        RUN_NAMES.map((run) => [
           run,
           report.runs[run].reports.map((stage) => ({
             stage: stage.name,
@@ -71,7 +80,7 @@ export function reportJson(report: DemoReport) {
       ),
     },
     runs: Object.fromEntries(
-      (['sdvp', 'sdvp-no-af', 'sdvp-joint'] as const).map((run) => [
+      RUN_NAMES.map((run) => [
         run,
         report.runs[run].reports.map((stage) => ({
           stage: stage.name,
@@ -104,22 +113,22 @@ export function reportJson(report: DemoReport) {
 /** The table as Markdown (the demo prints it). */
 export function formatTable(report: DemoReport): string {
   const lines = ['| system | digits-qa | digits-pairs | colors-qa (not distilled) |', '|---|---|---|---|'];
-  for (const system of ['untuned', 'teachers', 'sdvp', 'sdvp-no-af', 'sdvp-joint'] as SystemName[]) {
-    const tasks = evaluationOf(report, system).tasks;
+  for (const row of report.rows) {
+    const tasks = row.evaluation.tasks;
     lines.push(
-      `| ${SYSTEM_LABELS[system]} | ${percent(tasks['digits-qa'])} | ${percent(tasks['digits-pairs'])} | ${percent(tasks['colors-qa'])} |`,
+      `| ${rowLabel(row)} | ${percent(tasks['digits-qa'])} | ${percent(tasks['digits-pairs'])} | ${percent(tasks['colors-qa'])} |`,
     );
   }
   return lines.join('\n');
 }
 
-/** Sub-module accuracy before and after each stage of a run, as Markdown. */
+/** Sub-module accuracy before and after each stage of every run, as Markdown. */
 export function formatStages(report: DemoReport): string {
   const lines = [
     '| run | stage | VQA before → after | LOC before → after | rows (teacher / truth only) | trainStep share | samples/s |',
     '|---|---|---|---|---|---|---|',
   ];
-  for (const run of ['sdvp', 'sdvp-no-af', 'sdvp-joint'] as const) {
+  for (const run of RUN_NAMES) {
     for (const stage of report.runs[run].reports) {
       lines.push(
         `| ${run} | ${stage.index}: ${stage.name} | ${percent(stage.before.VQA)} → ${percent(stage.after.VQA)} | ${percent(stage.before.LOC)} → ${percent(stage.after.LOC)} | ` +
@@ -175,9 +184,7 @@ export async function writeDemoReport(report: DemoReport): Promise<void> {
     },
     join(report.out, 'submodules.png'),
   );
-  const lossRows = (['sdvp', 'sdvp-no-af', 'sdvp-joint'] as const).flatMap((run) =>
-    metricRows(join(report.out, 'runs', run), run),
-  );
+  const lossRows = RUN_NAMES.flatMap((run) => metricRows(join(report.out, 'runs', run), run));
   await lossChart(lossRows, 'Training loss per stage', join(report.out, 'loss.png'));
 
   const t = report.teachers;

@@ -7,6 +7,7 @@ import { refPath } from '../data/dataset';
 import type { SubAnswer, TaskRecord } from '../data/dataset-format';
 import { boxIou } from '../data/scene';
 import { type GridLayout, gridTargetFromBoxes, groundingWidth } from '../models/grounding';
+import { visprogModuleOf } from '../program/framework-bridge';
 import type { Box } from '../program/image';
 import type { SubTaskInstance } from '../program/sub-tasks';
 import { teacherConfidence } from '../teachers/adapters';
@@ -48,9 +49,9 @@ export interface StudentSpace {
   layout: GridLayout;
 }
 
-/** Module → the student method that serves it. */
+/** Module (of either framework) → the student method that serves it. */
 export function methodOf(module: string): StudentMethod {
-  return module === 'LOC' ? 'ground' : 'answer';
+  return visprogModuleOf(module) === 'LOC' ? 'ground' : 'answer';
 }
 
 function regionIou(a: Box | null, b: Box | null, full: Box): number {
@@ -63,10 +64,11 @@ export function matchingSubAnswer(
   instance: SubTaskInstance,
   minIou: number,
 ): SubAnswer | undefined {
-  if (!record?.subAnswers || !instance.input.image) return undefined;
+  if (!record || !instance.input.image) return undefined;
+  const subAnswers = (instance.framework === 'viper' ? record.viperSubAnswers : record.subAnswers) ?? [];
   const path = refPath(instance.input.image.ref);
   const box = (instance.input.image.box as Box | null) ?? null;
-  for (const sub of record.subAnswers) {
+  for (const sub of subAnswers) {
     if (sub.line !== instance.line || sub.module !== instance.module || record.images[sub.input] !== path)
       continue;
     if ((sub.text ?? '') !== (instance.input.text ?? '')) continue;

@@ -1,6 +1,7 @@
 // The teacher contract: bound to one module and sub-task, it labels the instances it covers in batches,
 // in its own label space. TorchScript, precomputed and external-command teachers all implement it.
 
+import { visprogModuleOf } from '../program/framework-bridge';
 import type { RasterImage } from '../program/image';
 import type { SubTaskInstance } from '../program/sub-tasks';
 import type { TeacherIdentity } from './label-store';
@@ -55,7 +56,10 @@ export function coversInstance(
   accepts: AcceptRule | undefined,
   instance: SubTaskInstance,
 ): boolean {
-  if (instance.module !== identity.module || instance.subTask !== identity.subTask) return false;
+  // A teacher of a VisProg module also labels the other framework's calls of the same sub-task (VQA: simple_query).
+  if (instance.subTask !== identity.subTask) return false;
+  if (instance.module !== identity.module && visprogModuleOf(instance.module) !== identity.module)
+    return false;
   if (!accepts) return true;
   const text = (instance.input.text ?? '').trim();
   if (accepts.texts && !accepts.texts.some((accepted) => accepted.toLowerCase() === text.toLowerCase()))
