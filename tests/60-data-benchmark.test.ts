@@ -14,6 +14,7 @@ import { oracleModules } from '../lib/data/oracle-modules';
 import { parseObjectPhrase, parseQuestion } from '../lib/data/phrases';
 import { accuracyOf, runPrograms } from '../lib/data/run-programs';
 import { TASK_NAMES, templateNames } from '../lib/data/task-templates';
+import { parseViperProgram } from '../lib/program/viper-parser';
 import { parseVisProgProgram } from '../lib/program/visprog-parser';
 import { findRepoRoot } from './helpers/corpus';
 
@@ -81,7 +82,7 @@ test('no MNIST sample is drawn in two splits, and the train split is the one tea
   t.is(split.train.length + split.val.length + split.test.length, 10_000);
 });
 
-test('every program parses without errors and, run by the oracle modules, returns its recorded answer', async (t) => {
+test('every program (VisProg and ViperGPT) parses cleanly and, with the oracle modules, returns the recorded answer', async (t) => {
   const dataset = openDataset(await shared);
   const modules = oracleModules(dataset.sceneLookup());
   const templates = new Set<string>();
