@@ -39,7 +39,6 @@ function configFile(name: string, extra: Partial<RunConfigInput>, base: RunFixtu
     batchSize: 32,
     checkpointEvery: 4,
     concurrency: 32,
-    threads: 2,
     ...extra,
   };
   writeFileSync(file, JSON.stringify(config));

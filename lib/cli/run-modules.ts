@@ -8,12 +8,12 @@ import { SdvpError } from '../errors/sdvp-error';
 import { loadModel } from '../models/load-model';
 import { defaultThreads, setThreads } from '../models/torch-runtime';
 import { viperModulesFromVisProg } from '../program/framework-bridge';
-import { Student } from '../run/student';
 import type { ModuleImplementation } from '../program/interpreter';
 import type { Framework } from '../program/step-graph';
 import type { ViperModules } from '../program/viper-modules';
 import { createStubViperModules } from '../program/viper-stub-modules';
 import { createStubVisProgModules } from '../program/visprog-stub-modules';
+import { Student } from '../run/student';
 
 /** Module implementations for one `sdvp run`: VisProg's by module name, ViperGPT's by API entry. */
 export interface RunModules {
@@ -47,13 +47,17 @@ const PROVIDERS: Record<string, ProviderEntry> = {
     create: () => ({ visprog: createStubVisProgModules(), viper: createStubViperModules() }),
   },
   oracle: {
-    summary: "the digit benchmark's scene graphs answer LOC/find and VQA/simple_query (images from an sdvp data digits folder)",
+    summary:
+      "the digit benchmark's scene graphs answer LOC/find and VQA/simple_query (images from an sdvp data digits folder)",
     create: (context) => bothFrameworks(oracleFor(context.imageFiles)),
   },
   MODEL: {
-    summary: 'a student TorchScript file (any path ending in .pt): LOC/find through ground, VQA/simple_query through answer',
+    summary:
+      'a student TorchScript file (any path ending in .pt): LOC/find through ground, VQA/simple_query through answer',
     create: () => {
-      throw new SdvpError('ERR_SDVP_USAGE', 'Give the student file itself: --modules path/to/student.pt.', { field: '--modules' });
+      throw new SdvpError('ERR_SDVP_USAGE', 'Give the student file itself: --modules path/to/student.pt.', {
+        field: '--modules',
+      });
     },
   },
 };
@@ -64,13 +68,20 @@ function bothFrameworks(visprog: Record<string, ModuleImplementation>): RunModul
 
 /** Oracle modules for images of a benchmark folder: the folder is found above the first image. */
 function oracleFor(imageFiles: readonly string[]): Record<string, ModuleImplementation> {
-  if (imageFiles.length === 0) throw new SdvpError('ERR_SDVP_USAGE', '--modules oracle needs --image (an image of a digit benchmark).', { field: '--image' });
+  if (imageFiles.length === 0)
+    throw new SdvpError('ERR_SDVP_USAGE', '--modules oracle needs --image (an image of a digit benchmark).', {
+      field: '--image',
+    });
   let root = dirname(resolve(imageFiles[0]));
   while (!existsSync(join(root, 'dataset.json'))) {
     if (dirname(root) === root) {
-      throw new SdvpError('ERR_SDVP_USAGE', `--modules oracle: no dataset.json above ${imageFiles[0]} (the image must be part of an sdvp data digits folder).`, {
-        field: '--image',
-      });
+      throw new SdvpError(
+        'ERR_SDVP_USAGE',
+        `--modules oracle: no dataset.json above ${imageFiles[0]} (the image must be part of an sdvp data digits folder).`,
+        {
+          field: '--image',
+        },
+      );
     }
     root = dirname(root);
   }
@@ -92,23 +103,20 @@ export function availableRunModules(): Array<{ name: string; summary: string }> 
 
 /** The modules a --modules value names; ERR_SDVP_USAGE listing what is available for any other value. */
 export async function resolveRunModules(value: string, context: RunModulesContext): Promise<RunModules> {
-  if (value.endsWith('.pt') || (value !== 'stub' && value !== 'oracle' && existsSync(value))) return studentFor(value);
+  if (value.endsWith('.pt') || (value !== 'stub' && value !== 'oracle' && existsSync(value)))
+    return studentFor(value);
   const entry = Object.prototype.hasOwnProperty.call(PROVIDERS, value) ? PROVIDERS[value] : undefined;
   if (!entry) {
     const available = availableRunModules()
       .map((provider) => `'${provider.name}' (${provider.summary})`)
       .join(', ');
-    throw new SdvpError(
-      'ERR_SDVP_USAGE',
-      `--modules '${value}' is not available. Available: ${available}.`,
-      {
-        field: '--modules',
-        expected: availableRunModules()
-          .map((provider) => provider.name)
-          .join(' | '),
-        received: value,
-      },
-    );
+    throw new SdvpError('ERR_SDVP_USAGE', `--modules '${value}' is not available. Available: ${available}.`, {
+      field: '--modules',
+      expected: availableRunModules()
+        .map((provider) => provider.name)
+        .join(' | '),
+      received: value,
+    });
   }
   return entry.create(context);
 }

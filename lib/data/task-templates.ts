@@ -143,6 +143,22 @@ function relationTemplate(
   };
 }
 
+/** "How many … ?": LOC of the phrase, then COUNT (in ViperGPT, the length of find's list). */
+function countDraft(template: string, scene: Scene, query: ObjectQuery, question: string): TaskDraft {
+  const p = new VisProgBuilder();
+  const count = p.count(p.loc('IMAGE', objectPhrase(query)));
+  return {
+    template,
+    question,
+    program: p.result(count),
+    viperProgram: singleImageProgram([
+      find('digit_patches', 'image_patch', objectPhrase(query)),
+      'return str(len(digit_patches))',
+    ]),
+    answer: String(findObjects(scene, fullRegion(scene), query).length),
+  };
+}
+
 const DIGITS_QA: WeightedTemplate[] = [
   {
     name: 'identify-by-color',
@@ -231,18 +247,7 @@ const DIGITS_QA: WeightedTemplate[] = [
         random,
         scene.objects.map((object) => object.digit),
       );
-      const p = new VisProgBuilder();
-      const count = p.count(p.loc('IMAGE', objectPhrase({ digit })));
-      return {
-        template: 'count-digit',
-        question: `How many times does the digit ${digit} appear?`,
-        program: p.result(count),
-        viperProgram: singleImageProgram([
-          find('digit_patches', 'image_patch', objectPhrase({ digit })),
-          'return str(len(digit_patches))',
-        ]),
-        answer: String(findObjects(scene, fullRegion(scene), { digit }).length),
-      };
+      return countDraft('count-digit', scene, { digit }, `How many times does the digit ${digit} appear?`);
     },
   },
   {
@@ -417,18 +422,7 @@ const COLORS_QA: WeightedTemplate[] = [
     make(scenes, random) {
       const scene = scenes.IMAGE;
       const color = random.chance(0.6) ? random.pick(scene.objects).color : random.pick(COLOR_NAMES);
-      const p = new VisProgBuilder();
-      const count = p.count(p.loc('IMAGE', objectPhrase({ color })));
-      return {
-        template: 'count-color',
-        question: `How many ${color} digits are there?`,
-        program: p.result(count),
-        viperProgram: singleImageProgram([
-          find('digit_patches', 'image_patch', objectPhrase({ color })),
-          'return str(len(digit_patches))',
-        ]),
-        answer: String(findObjects(scene, fullRegion(scene), { color }).length),
-      };
+      return countDraft('count-color', scene, { color }, `How many ${color} digits are there?`);
     },
   },
   {

@@ -648,10 +648,7 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       }
       if (run.step < data.steps) {
         if (sinceCheckpoint > 0) await checkpointStep(index, run.step);
-        throw new SdvpError(
-          'ERR_SDVP_ABORTED',
-          `The run was stopped at stage ${index + 1}, step ${run.step} of ${data.steps}; it is checkpointed. Continue it with --resume.`,
-        );
+        throw new SdvpError('ERR_SDVP_ABORTED', 'The run was stopped during training.');
       }
       return {
         seconds: (performance.now() - loopStarted) / 1000,
@@ -715,6 +712,21 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
         }),
       );
     }
+  } catch (error) {
+    // Stopped anywhere (executing, labelling, preparing, training): what is on disk is a consistent state.
+    if (error instanceof SdvpError && error.code === 'ERR_SDVP_ABORTED' && state) {
+      const where = state.completed
+        ? 'after its last stage'
+        : `at stage ${state.stage + 1} of ${state.stages.length}, step ${state.step}`;
+      throw new SdvpError(
+        'ERR_SDVP_ABORTED',
+        `The run was stopped ${where}; it is checkpointed. Continue it with --resume ${files.root}.`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
   } finally {
     model.dispose();
     store.close();

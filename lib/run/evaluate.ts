@@ -9,7 +9,7 @@ import { accuracyOf, runPrograms } from '../data/run-programs';
 import { matchedBoxes } from '../data/scene';
 import { type Box, cropImage } from '../program/image';
 import type { ModuleImplementation } from '../program/interpreter';
-import type { Framework } from '../program/step-graph';
+import type { Framework, Step } from '../program/step-graph';
 
 export interface SubmoduleScore {
   correct: number;
@@ -74,6 +74,24 @@ export async function evaluateSubmodules(
   return { submodules, confusion };
 }
 
+/** The step a sub-answer's call stands for (a module scored alone is not inside a parsed program). */
+function subAnswerStep(sub: SubAnswer): Step {
+  return {
+    id: -1,
+    output: null,
+    module: sub.module,
+    args: {},
+    receiver: null,
+    deps: [],
+    line: sub.line,
+    column: 1,
+    subTask: sub.module === 'LOC' ? 'grounding' : 'vqa',
+    distillable: true,
+    control: [],
+    repeated: false,
+  };
+}
+
 async function scoreOne(
   dataset: Dataset,
   record: TaskRecord,
@@ -89,7 +107,7 @@ async function scoreOne(
   try {
     value = await implementation(
       { image, [argument]: sub.text },
-      { step: null as never, programId: record.id },
+      { step: subAnswerStep(sub), programId: record.id },
     );
   } catch {
     score(sub.module, false);

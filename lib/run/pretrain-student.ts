@@ -97,7 +97,12 @@ export function pretrainOptimizer(steps: number): OptimizerOptions {
     lr: 2e-3,
     weightDecay: 0.01,
     maxGradNorm: 1,
-    schedule: { kind: 'cosine', warmupSteps: 100, totalSteps: steps, minFactor: 0.05 },
+    schedule: {
+      kind: 'cosine',
+      warmupSteps: Math.min(100, Math.floor(steps / 5)),
+      totalSteps: steps,
+      minFactor: 0.05,
+    },
   };
 }
 

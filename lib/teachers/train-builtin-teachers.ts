@@ -107,7 +107,12 @@ function teacherOptimizer(steps: number): OptimizerOptions {
     lr: 3e-3,
     weightDecay: 1e-4,
     maxGradNorm: 2,
-    schedule: { kind: 'cosine', warmupSteps: 50, totalSteps: steps, minFactor: 0.02 },
+    schedule: {
+      kind: 'cosine',
+      warmupSteps: Math.min(50, Math.floor(steps / 5)),
+      totalSteps: steps,
+      minFactor: 0.02,
+    },
   };
 }
 
@@ -156,13 +161,7 @@ async function trainClassifier(
       return {
         inputs: [{ data, shape: [batch, 3, CLASSIFIER_SIDE, CLASSIFIER_SIDE] }],
         objective: { labels, labelSmoothing: 0.05 },
-        optimizer: {
-          type: 'adamw',
-          lr: 3e-3,
-          weightDecay: 1e-4,
-          maxGradNorm: 2,
-          schedule: { kind: 'cosine', warmupSteps: 50, totalSteps: steps, minFactor: 0.02 },
-        },
+        optimizer: teacherOptimizer(steps),
       };
     },
     onStep: (step, stepResult) =>
@@ -228,13 +227,7 @@ async function trainDetector(
           { data: query, shape: [batch] },
         ],
         objective: { teacher: distributionToLogits(target), kdWeight: 1, temperature: 1 },
-        optimizer: {
-          type: 'adamw',
-          lr: 3e-3,
-          weightDecay: 1e-4,
-          maxGradNorm: 2,
-          schedule: { kind: 'cosine', warmupSteps: 50, totalSteps: steps, minFactor: 0.02 },
-        },
+        optimizer: teacherOptimizer(steps),
       };
     },
     onStep: (step, stepResult) =>

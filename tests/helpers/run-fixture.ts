@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import { generateDigitBenchmark } from '../../lib/data/generate-digits';
-import { setThreads } from '../../lib/models/torch-runtime';
+import { defaultThreads, setThreads } from '../../lib/models/torch-runtime';
 import { pretrainStudent } from '../../lib/run/pretrain-student';
 import { trainBuiltinTeachers } from '../../lib/teachers/train-builtin-teachers';
 
@@ -14,7 +14,7 @@ export interface RunFixture {
 }
 
 export async function buildRunFixture(root: string, seed = 5): Promise<RunFixture> {
-  setThreads(2);
+  setThreads(defaultThreads());
   const data = path.join(root, 'data');
   await generateDigitBenchmark({ out: data, scenes: 100, seed });
   const teacherDir = path.join(root, 'teachers');
