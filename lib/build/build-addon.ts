@@ -237,6 +237,7 @@ function describePart(
   toolchain: Toolchain,
   final: { backend: Backend | null; capabilities: AddonCapabilities | null; output: string },
   attempts: BuildAttempt[],
+  trigger: BuildRecord['trigger'],
 ): PartOutcome {
   const caps = final.capabilities;
   const label = part === 'torch' ? 'LibTorch' : 'CUDA';
@@ -262,7 +263,10 @@ function describePart(
   if (part === 'torch' && caps.torch.built) {
     return { built: true, detail: `LibTorch ${caps.torch.version ?? '?'}${caps.torch.cuda ? ' with CUDA' : ' (CPU)'}` };
   }
-  if (options[part] === 'off') return { built: false, detail: `turned off (${flag} off)`, fix: `${REBUILD} ${flag} on` };
+  if (options[part] === 'off') {
+    const how = trigger === 'install' ? `SDVP_${part.toUpperCase()}=OFF at install` : `${flag} off`;
+    return { built: false, detail: `turned off (${how})`, fix: `${REBUILD} ${flag} on` };
+  }
   const dropped = attempts.some((attempt) => attempt.reason?.includes(`with ${label} failed`));
   if (dropped) {
     return {
@@ -362,8 +366,8 @@ export async function buildAddon(options: BuildOptions, run: BuildRunOptions): P
     capabilities: outcomeOf.capabilities,
     parts: {
       cpu: ok ? describeCpu(toolchain, final.capabilities) : describeCpu(toolchain, null),
-      cuda: describePart('cuda', options, toolchain, outcomeOf, attempts),
-      torch: describePart('torch', options, toolchain, outcomeOf, attempts),
+      cuda: describePart('cuda', options, toolchain, outcomeOf, attempts, run.trigger),
+      torch: describePart('torch', options, toolchain, outcomeOf, attempts, run.trigger),
     },
     attempts,
     seconds: (Date.now() - started) / 1000,

@@ -102,7 +102,9 @@ export function formatDiagnosis(diagnosis: Diagnosis): string {
       ),
     );
   } else {
-    lines.push(row('last build', 'no record (built outside sdvp build / the install step)'));
+    lines.push(
+      row('last build', 'none recorded (the install step was skipped, or the addon was built another way)'),
+    );
   }
   lines.push('', 'To do');
   if (todo.length === 0) lines.push('  nothing: the addon has everything this machine offers.');
