@@ -87,6 +87,19 @@ test('a failed build is blamed on the optional part whose target or package fail
   t.is(failedPart(kernels), null);
   t.regex(failureExcerpt(`noise\n${ninjaTorch}\nmore`), /^FAILED: native\/torch/);
   t.is(failureExcerpt('a\nb\nc', 2), 'b\nc');
+  t.is(failureExcerpt(`-- ok\n${cmakeTorch}\n\n-- Configuring incomplete`), cmakeTorch);
+  const command = `/usr/bin/c++ ${'-Ifoo '.repeat(200)}-c x.cc`;
+  const compile = `FAILED: CMakeFiles/sdvp.dir/native/addon/addon.cc.o\n${command}\n<command-line>: fatal error: ${'x'.repeat(300)}`;
+  const excerpt = failureExcerpt(compile).split('\n');
+  t.is(excerpt.length, 2);
+  t.true(excerpt.every((line) => line.length <= 240));
+  // A failure in a file compiled against LibTorch's headers blames LibTorch.
+  t.is(
+    failedPart(
+      'FAILED: CMakeFiles/sdvp.dir/native/addon/torch_model_binding.cc.o\n/usr/include/ATen/core/x.h:3: error: y',
+    ),
+    'torch',
+  );
 });
 
 test('the install ladder drops the failing optional part, then falls back to node-gyp', (t) => {
@@ -102,6 +115,7 @@ test('the install ladder drops the failing optional part, then falls back to nod
     toolchain,
   );
   t.like(torchFailed, { backend: 'cmake', torch: 'off', cuda: 'auto' });
+  t.deepEqual(torchFailed?.dropped, { part: 'torch', blamed: true });
   // Unattributed failure: CUDA goes first, then LibTorch, then CMake altogether.
   const step1 = nextPlan(
     { backend: 'cmake', torch: 'auto', cuda: 'auto' },
@@ -109,7 +123,7 @@ test('the install ladder drops the failing optional part, then falls back to nod
     options,
     toolchain,
   );
-  t.like(step1, { torch: 'auto', cuda: 'off' });
+  t.like(step1, { torch: 'auto', cuda: 'off', dropped: { part: 'cuda', blamed: false } });
   const step2 = nextPlan({ backend: 'cmake', torch: 'auto', cuda: 'off' }, 'error: ?', options, toolchain);
   t.like(step2, { torch: 'off', cuda: 'off', backend: 'cmake' });
   const step3 = nextPlan({ backend: 'cmake', torch: 'off', cuda: 'off' }, 'error: ?', options, toolchain);

@@ -42,6 +42,8 @@ export interface Plan {
   torch: BuildOptions['torch'];
   cuda: BuildOptions['cuda'];
   reason?: string;
+  /** The optional part this attempt left out after the previous one failed, and whether it was to blame. */
+  dropped?: { part: OptionalPart; blamed: boolean };
 }
 
 interface AttemptOutcome {
@@ -188,6 +190,7 @@ async function runAttempt(
     ok: failure === undefined,
     seconds: (Date.now() - started) / 1000,
     ...(plan.reason ? { reason: plan.reason } : {}),
+    ...(plan.dropped ? { dropped: plan.dropped } : {}),
     ...(failure ? { error: failure } : {}),
   };
   return { attempt, output, capabilities };
@@ -205,7 +208,11 @@ export function nextPlan(failed: Plan, output: string, options: BuildOptions, to
   for (const part of order) {
     if (droppable(part)) {
       const label = part === 'torch' ? 'LibTorch' : 'CUDA';
-      return { ...failed, [part]: 'off', reason: `the build with ${label} failed; retrying without it` };
+      const reason =
+        blamed === part
+          ? `the build failed on ${label}; retrying without it`
+          : `the build failed (on no part in particular); retrying without ${label}`;
+      return { ...failed, [part]: 'off', reason, dropped: { part, blamed: blamed === part } };
     }
   }
   if (options.torch !== 'on' && options.cuda !== 'on' && toolchain.nodeGyp.found) {
@@ -267,11 +274,13 @@ function describePart(
     const how = trigger === 'install' ? `SDVP_${part.toUpperCase()}=OFF at install` : `${flag} off`;
     return { built: false, detail: `turned off (${how})`, fix: `${REBUILD} ${flag} on` };
   }
-  const dropped = attempts.some((attempt) => attempt.reason?.includes(`with ${label} failed`));
+  const dropped = attempts.find((attempt) => attempt.dropped?.part === part)?.dropped;
   if (dropped) {
     return {
       built: false,
-      detail: `found, but the build with ${label} failed, so it was left out (the error is in the log)`,
+      detail: dropped.blamed
+        ? `found, but the build failed on ${label}, so it was left out (the error is below and in the log)`
+        : `left out after a build with it failed on no part in particular (the error is below and in the log)`,
       fix: `${REBUILD} ${flag} on --verbose   (shows the error)`,
     };
   }
@@ -335,7 +344,11 @@ export async function buildAddon(options: BuildOptions, run: BuildRunOptions): P
   };
   const first = toolchain.compiler.found
     ? firstPlan(options, toolchain)
-    : new SdvpError('ERR_SDVP_USAGE', `No C++ compiler was found. Fix: ${FIX.compiler}`, { fix: FIX.compiler });
+    : new SdvpError(
+        'ERR_SDVP_USAGE',
+        `no C++ compiler found (${process.env.CXX ? `CXX=${process.env.CXX}` : 'c++, g++ or clang++ on PATH'}). Fix: ${FIX.compiler}`,
+        { fix: FIX.compiler },
+      );
   let plan: Plan | null = first instanceof SdvpError ? null : first;
   if (first instanceof SdvpError) log.write(`${first.message}\n`);
   if (plan?.backend === 'cmake' && options.clean) fs.rmSync(path.join(root, CMAKE_OUT), { recursive: true, force: true });

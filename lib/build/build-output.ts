@@ -38,7 +38,8 @@ export function failedPart(output: string): OptionalPart | null {
   const failures = output.split('\n').filter((line) => FAILURE_LINE.test(line));
   const context = failures.join('\n');
   if (/sdvp_kernels_cuda|\.cu[:.(]|\.cuh[:(]|CUDAToolkit|CMAKE_CUDA|nvcc/i.test(context)) return 'cuda';
-  if (/sdvp_torch|native\/torch\/|TorchConfig|Caffe2|libtorch|libc10|c10::|torch::/i.test(context)) return 'torch';
+  // LibTorch's names (torch/, ATen/, c10/, Caffe2, the sdvp_torch target, torch_*binding.cc files).
+  if (/torch|\bATen\b|c10|caffe2/i.test(context)) return 'torch';
   // CMake prints "CMake Error at …" and the cause on the following lines.
   const cmakeError = /CMake Error[^\n]*(?:\n.*){0,6}/.exec(output)?.[0] ?? '';
   if (/CUDA|nvcc/.test(cmakeError)) return 'cuda';
@@ -46,14 +47,19 @@ export function failedPart(output: string): OptionalPart | null {
   return null;
 }
 
-/** Up to `maxLines` lines around the first failure, for the summary (the log has everything). */
-export function failureExcerpt(output: string, maxLines = 8): string {
-  const lines = output.split('\n');
-  const first = lines.findIndex((line) => FAILURE_LINE.test(line));
-  const start = first >= 0 ? first : Math.max(0, lines.length - maxLines);
-  return lines
-    .slice(start, start + maxLines)
-    .map((line) => line.trimEnd())
-    .filter(Boolean)
-    .join('\n');
+/**
+ * Up to `maxLines` failure lines for the summary: compiler command lines left out, long lines cut, and
+ * the explanation CMake prints under "CMake Error at …" kept.
+ */
+export function failureExcerpt(output: string, maxLines = 6): string {
+  const lines = output.split('\n').map((line) => line.trimEnd());
+  const chosen: string[] = [];
+  for (let i = 0; i < lines.length && chosen.length < maxLines; i++) {
+    if (!FAILURE_LINE.test(lines[i]) || lines[i].length >= 600) continue;
+    chosen.push(lines[i]);
+    if (!lines[i].includes('CMake Error')) continue;
+    while (i + 1 < lines.length && lines[i + 1].trim() && chosen.length < maxLines) chosen.push(lines[++i]);
+  }
+  const excerpt = chosen.length > 0 ? chosen : lines.filter(Boolean).slice(-maxLines);
+  return excerpt.map((line) => (line.length > 240 ? `${line.slice(0, 237)}...` : line)).join('\n');
 }

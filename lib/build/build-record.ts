@@ -25,6 +25,8 @@ export interface BuildAttempt {
   seconds: number;
   /** Why this attempt was made after an earlier one failed. */
   reason?: string;
+  /** The optional part left out after the previous attempt failed, and whether that part was to blame. */
+  dropped?: { part: 'cuda' | 'torch'; blamed: boolean };
   /** The first lines of the error when it failed. */
   error?: string;
 }
