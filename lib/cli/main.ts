@@ -59,6 +59,16 @@ const commands: CommandEntry[] = [
     load: () => require('./demo-command').demoCommand,
   },
   {
+    words: ['build'],
+    summary: 'rebuild the native addon in the installed package (CMake: CUDA, LibTorch; else node-gyp)',
+    load: () => require('./build-command').buildCommand,
+  },
+  {
+    words: ['doctor'],
+    summary: 'show what this machine and the addon have, and the commands that add what is missing',
+    load: () => require('./doctor-command').doctorCommand,
+  },
+  {
     words: ['capabilities'],
     summary: 'print what the native addon was built with (SIMD target, CUDA, LibTorch)',
     load: () => require('./capabilities-command').capabilitiesCommand,
