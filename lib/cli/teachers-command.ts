@@ -207,7 +207,7 @@ async function train(argv: string[]): Promise<number> {
     data: args.string('data', true),
     out: args.string('out', true),
     seed: args.integer('seed', 0, 0, 0xffffffff),
-    classifierSteps: args.integer('classifier-steps', 1200, 1, 1_000_000),
+    classifierSteps: args.integer('classifier-steps', 2400, 1, 1_000_000),
     detectorSteps: args.integer('detector-steps', 1500, 1, 1_000_000),
     onProgress: ({ teacher, step, steps, loss }) => {
       if (teacher !== current) {

@@ -137,7 +137,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       data: dataDir,
       out: teacherDir,
       seed,
-      classifierSteps: Math.max(10, Math.round(1200 * scale)),
+      classifierSteps: Math.max(10, Math.round(2400 * scale)),
       detectorSteps: Math.max(10, Math.round(1500 * scale)),
       signal: options.signal,
       onProgress: ({ teacher, step, steps, loss }) =>

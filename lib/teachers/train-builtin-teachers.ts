@@ -29,7 +29,7 @@ export interface TeacherTrainingOptions {
   /** Where the teachers, their registry and metrics go. */
   out: string;
   seed?: number;
-  /** Optimizer steps. Defaults 1200 (classifier) and 1500 (detector). */
+  /** Optimizer steps. Defaults 2400 (classifier) and 1500 (detector). */
   classifierSteps?: number;
   detectorSteps?: number;
   batchSize?: number;
@@ -131,7 +131,7 @@ async function trainClassifier(
   const model = await createModel('cnn-classifier', {
     labels: DIGIT_LABELS,
     imageSize: CLASSIFIER_SIDE,
-    channels: [16, 32, 64, 64],
+    channels: [16, 32, 64, 96],
     seed,
   });
   const batch = options.batchSize;
@@ -362,7 +362,7 @@ export async function trainBuiltinTeachers(options: TeacherTrainingOptions): Pro
       { field: 'data' },
     );
   }
-  const full = { classifierSteps: 1200, detectorSteps: 1500, batchSize: 64, ...options };
+  const full = { classifierSteps: 2400, detectorSteps: 1500, batchSize: 64, ...options };
   const digits = loadMnistDigits();
   // The same split the benchmark was built with: teachers never see a validation or test digit.
   const pool = splitMnist(digits, generator.seed).train;
