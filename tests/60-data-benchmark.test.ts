@@ -163,3 +163,46 @@ test('bad input: too few scenes, a non-empty output folder, a malformed record, 
   t.is(usage.status, 2);
   t.regex(usage.stderr, /--out is required|--scenes must be an integer/);
 });
+
+test('sdvp run --modules oracle answers a benchmark record in both frameworks', async (t) => {
+  const data = await shared;
+  const record = openDataset(data).records('digits-qa', 'test')[0];
+  const image = path.join(data, record.images.IMAGE);
+  for (const [framework, program] of [
+    ['visprog', record.program],
+    ['viper', record.viperProgram!],
+  ] as const) {
+    const file = path.join(root, `record.${framework}`);
+    writeFileSync(file, program);
+    const run = spawnSync(
+      process.execPath,
+      [cli, 'run', '--framework', framework, file, '--image', image, '--modules', 'oracle', '--json'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    t.is(run.status, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    t.true(result.ok);
+    t.is(
+      String(result.result === true ? 'yes' : result.result === false ? 'no' : result.result),
+      record.answer,
+    );
+  }
+  const outside = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'run',
+      path.join(root, 'record.visprog'),
+      '--image',
+      path.join(findRepoRoot(), 'README.md'),
+      '--modules',
+      'oracle',
+    ],
+    {
+      encoding: 'utf8',
+    },
+  );
+  t.not(outside.status, 0);
+});
