@@ -75,7 +75,7 @@ test('bad build flags are usage errors that name the flag', (t) => {
 
 test('sdvp build rejects a bad flag before building anything', (t) => {
   const result = spawnSync(process.execPath, [cli, 'build', '--torch', 'sometimes'], { encoding: 'utf8' });
-  t.is(result.status, 1);
+  t.is(result.status, 2);
   t.regex(result.stderr, /--torch must be 'auto', 'on' or 'off', but received 'sometimes'.*ERR_SDVP_USAGE/);
   t.notRegex(result.stderr, /building the native addon/);
 });

@@ -102,7 +102,7 @@ if (require.main === module) {
     },
     (error: unknown) => {
       if (error instanceof SdvpError && error.code === 'ERR_SDVP_USAGE') {
-        process.stderr.write(`sdvp: ${error.message}\n`);
+        process.stderr.write(`sdvp: ${error.message} [${error.code}]\n`);
         process.exitCode = 2;
         return;
       }
