@@ -95,22 +95,35 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const progress = options.onProgress ?? (() => {});
   mkdirSync(out, { recursive: true });
   setThreads(defaultThreads());
+  // A phase whose artifact is cached keeps the time it took when it was computed (from the previous
+  // report), so the report's timings describe the work, and `seconds` this invocation.
+  const previousTimings = readPreviousTimings(join(out, 'report.json'));
   const timings: Record<string, number> = {};
-  const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+  const reused = new Set<string>();
+  const timed = async <T>(name: string, body: (reuse: () => void) => Promise<T>): Promise<T> => {
     const t = performance.now();
-    const value = await body();
+    let wasReused = false;
+    const value = await body(() => {
+      wasReused = true;
+    });
     timings[name] = (performance.now() - t) / 1000;
+    if (wasReused) {
+      reused.add(name);
+      if (previousTimings[name] !== undefined) timings[name] = previousTimings[name];
+    }
     return value;
   };
 
   // 1. The benchmark.
   const dataDir = join(out, 'data');
-  await timed('data', async () => {
+  await timed('data', async (reuse) => {
     const existing = existsSync(join(dataDir, 'dataset.json'))
       ? openDataset(dataDir).manifest.generator
       : undefined;
-    if (existing && existing.seed === seed && existing.scenes === scenes)
+    if (existing && existing.seed === seed && existing.scenes === scenes) {
+      reuse();
       return say(`benchmark: cached in ${dataDir}`);
+    }
     phase('building the digit benchmark');
     await generateDigitBenchmark({
       out: dataDir,
@@ -126,10 +139,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   // 2. The teachers.
   const teacherDir = join(out, 'teachers');
   const teacherKey = JSON.stringify({ dataKey, seed, scale });
-  const teachers = await timed('teachers', async () => {
+  const teachers = await timed('teachers', async (reuse) => {
     const cached = readCache<TeacherMetrics>(join(out, 'teachers.cache.json'), teacherKey);
     if (cached && existsSync(join(teacherDir, 'teachers.json'))) {
       say('teachers: cached');
+      reuse();
       return cached;
     }
     phase('training the teachers');
@@ -150,10 +164,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   // 3. The generalist student.
   const studentFile = join(out, 'student', 'untuned.pt');
   const studentKey = JSON.stringify({ dataKey, seed, scale });
-  const pretrain = await timed('student', async () => {
+  const pretrain = await timed('student', async (reuse) => {
     const cached = readCache<PretrainResult>(join(out, 'student.cache.json'), studentKey);
     if (cached && existsSync(studentFile)) {
       say('student: cached');
+      reuse();
       return cached;
     }
     phase('pretraining the generalist student');
@@ -177,10 +192,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     name: string,
     framework: Framework,
     open: () => Promise<{ modules: Modules; close: () => Promise<void> }>,
+    reuse: () => void,
   ) => {
     const file = join(out, `eval-${name}-${framework}.cache.json`);
     const cached = readCache<Evaluation>(file, evalKey);
-    if (cached) return cached;
+    if (cached) {
+      reuse();
+      return cached;
+    }
     phase(`evaluating: ${name} (${framework})`);
     const system = await open();
     try {
@@ -217,15 +236,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     rows.push({
       system: 'untuned',
       framework,
-      evaluation: await timed(`evaluate-untuned-${framework}`, () =>
-        evaluate('untuned', framework, untunedModules),
+      evaluation: await timed(`evaluate-untuned-${framework}`, (reuse) =>
+        evaluate('untuned', framework, untunedModules, reuse),
       ),
     });
     rows.push({
       system: 'teachers',
       framework,
-      evaluation: await timed(`evaluate-teachers-${framework}`, () =>
-        evaluate('teachers', framework, teacherModulesOf),
+      evaluation: await timed(`evaluate-teachers-${framework}`, (reuse) =>
+        evaluate('teachers', framework, teacherModulesOf, reuse),
       ),
     });
   }
@@ -242,6 +261,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const cached = readCache<RunState>(join(folder, 'demo.cache.json'), runKey);
     if (cached?.completed) {
       runs[name] = cached;
+      reused.add(`run-${name}`);
+      timings[`run-${name}`] = previousTimings[`run-${name}`] ?? 0;
       say(`${name}: cached`);
       continue;
     }
@@ -284,6 +305,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     seed,
     seconds: (performance.now() - started) / 1000,
     timings,
+    reused: [...reused],
     out,
     teachers,
     pretrain,
@@ -294,6 +316,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   phase('writing the report');
   await writeDemoReport(report);
   return report;
+}
+
+/** The phase timings of the report an earlier demo wrote into this folder (none when there is none). */
+function readPreviousTimings(file: string): Record<string, number> {
+  if (!existsSync(file)) return {};
+  try {
+    const report = JSON.parse(readFileSync(file, 'utf8')) as { timings?: Record<string, number> };
+    return report.timings ?? {};
+  } catch {
+    return {}; // an unreadable old report only loses the earlier timings
+  }
 }
 
 /** Whether an interrupted run folder was started by this config (so the demo resumes it instead of failing). */

@@ -23,8 +23,12 @@ export interface SystemRow {
 
 export interface DemoReport {
   seed: number;
+  /** This invocation's wall time. */
   seconds: number;
+  /** Seconds per phase; a reused (cached) phase keeps the time it took when it was computed. */
   timings: Record<string, number>;
+  /** The phases whose artifacts were reused from the output folder. */
+  reused: string[];
   out: string;
   teachers: TeacherMetrics;
   pretrain: PretrainResult;
@@ -105,6 +109,7 @@ export function reportJson(report: DemoReport) {
     pretrain: report.pretrain,
     dataset: report.dataset,
     timings: report.timings,
+    reused: report.reused,
     seconds: report.seconds,
     seed: report.seed,
   };
@@ -210,8 +215,13 @@ export async function writeDemoReport(report: DemoReport): Promise<void> {
     '',
     '## Time',
     '',
-    ...Object.entries(report.timings).map(([phase, seconds]) => `- ${phase}: ${seconds.toFixed(1)} s`),
-    `- total: ${report.seconds.toFixed(1)} s`,
+    ...Object.entries(report.timings).map(
+      ([phase, seconds]) =>
+        `- ${phase}: ${seconds.toFixed(1)} s${report.reused.includes(phase) ? ' (cached: the time it took when computed)' : ''}`,
+    ),
+    `- all phases: ${Object.values(report.timings)
+      .reduce((a, b) => a + b, 0)
+      .toFixed(1)} s; this invocation: ${report.seconds.toFixed(1)} s`,
     '',
     '![accuracy](accuracy.png) ![sub-modules](submodules.png) ![loss](loss.png)',
     '',
