@@ -68,6 +68,8 @@ export interface TeacherMetrics {
 export const CLASSIFIER_ID = 'digit-vqa';
 export const DETECTOR_ID = 'digit-loc';
 export const DIGIT_LABELS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+/** The built-in classifier teacher's channels (the benchmarks time this architecture). */
+export const CLASSIFIER_CHANNELS = [16, 32, 64, 96];
 const CLASSIFIER_SIDE = 32;
 const DETECTOR_SIDE = 64;
 const DETECTOR_LAYOUT: GridLayout = { gridSize: 8, hasAbsent: true };
@@ -131,7 +133,7 @@ async function trainClassifier(
   const model = await createModel('cnn-classifier', {
     labels: DIGIT_LABELS,
     imageSize: CLASSIFIER_SIDE,
-    channels: [16, 32, 64, 96],
+    channels: CLASSIFIER_CHANNELS,
     seed,
   });
   const batch = options.batchSize;
