@@ -1,4 +1,4 @@
-// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs).
+// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs, distributed).
 export * from './kernels';
 export { capabilities } from './capabilities';
 export type { Capabilities } from './capabilities';
@@ -7,3 +7,4 @@ export type { SdvpErrorCode, SdvpErrorDetails } from './errors/sdvp-error';
 export { loadNative } from './native/load-native';
 export * from './program';
 export * from './models';
+export * from './distributed';
