@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 say() { printf '[sdvp setup] %s\n' "$*"; }
 
 # ---- system packages (Debian/Ubuntu) -------------------------------------------------------------------
-# libhwy-dev: SIMD kernels; cmake + g++: the build; libtorch-dev: the model runtime; python3-torch: the
-# PyTorch baseline for benchmarks and reference tests; clang-format: the C++ format check.
-packages=(g++ make cmake libhwy-dev libtorch-dev python3-torch clang-format)
+# libhwy-dev: SIMD kernels; cmake + g++: the build; libtorch-dev: the model runtime; libgloo-dev: the headers
+# of LibTorch's Gloo process group (distributed training); python3-torch: the PyTorch baseline for benchmarks
+# and reference tests; clang-format: the C++ format check.
+packages=(g++ make cmake libhwy-dev libtorch-dev libgloo-dev python3-torch clang-format)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${packages[@]}"; do

@@ -9,7 +9,14 @@ import * as path from 'node:path';
 import test from 'ava';
 import { type ProcessGroup, findFreePort, initProcessGroup } from '../lib/distributed';
 import type { Tensor } from '../lib/models';
-import { floatInput, intInput, longInput, spawnRank } from './helpers/distributed-fixtures';
+import {
+  RESULT_PREFIX,
+  WORKER_SCRIPT,
+  floatInput,
+  intInput,
+  longInput,
+  spawnRank,
+} from './helpers/distributed-fixtures';
 import { torchSkipReason } from './helpers/model-fixtures';
 import { findPythonTorch } from './helpers/python-torch';
 
@@ -181,6 +188,52 @@ for (const pythonRank of [1, 0]) {
     },
   );
 }
+
+// torchrun's elastic agent with its default static rendezvous: the agent hosts the store and the
+// workers are clients under "/worker/attempt_0". (Debian 12's torchrun command fails on Python 3.11
+// before it starts a worker — its -r/-t parsing returns None — so the agent is driven by its API.)
+const ELASTIC_AGENT = `
+import sys, uuid
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+from torch.distributed.elastic.multiprocessing import Std
+port, node, script = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=str(uuid.uuid4()),
+                      rdzv_backend='static', rdzv_endpoint=f'127.0.0.1:{port}', rdzv_configs={'rank': 0},
+                      max_restarts=0, monitor_interval=0.2, redirects=Std.NONE, tee=Std.NONE)
+elastic_launch(config, entrypoint=node)(script, *sys.argv[4:])
+`;
+
+pythonTest(
+  "Node workers under torchrun's elastic agent (it hosts the store): every collective checks out",
+  async (t) => {
+    const python = pythonTorch.python as string;
+    const port = await findFreePort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdvp-50-'));
+    const agent = path.join(dir, 'agent.py');
+    fs.writeFileSync(agent, ELASTIC_AGENT);
+    const child = spawn(python, [agent, String(port), process.execPath, WORKER_SCRIPT, 'collectives', '{}'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    fs.rmSync(dir, { recursive: true, force: true });
+    t.is(code, 0, stderr);
+    const reports = stdout
+      .split('\n')
+      .filter((line) => line.startsWith(RESULT_PREFIX))
+      .map((line) => JSON.parse(line.slice(RESULT_PREFIX.length)) as Record<string, unknown>);
+    t.deepEqual(reports.map((report) => report.rank).sort(), [0, 1]);
+    for (const report of reports) checkReport(t, report, 2);
+  },
+);
 
 torchTest('a one-process group reduces to its own input; its port is picked when 0', async (t) => {
   const group = await initProcessGroup({ env: {} });

@@ -148,6 +148,8 @@ torchTest('options and torchrun variables are checked before anything starts', a
       timeoutMs: 600_000,
       rendezvousTimeoutMs: 600_000,
       fingerprint: '',
+      agentStore: false,
+      restartCount: 0,
     },
   );
   t.is(

@@ -136,6 +136,11 @@ export function resolveProcessGroupOptions(options: ProcessGroupOptions = {}): N
     options.fingerprint === undefined
       ? ''
       : createHash('sha256').update(options.fingerprint).digest('hex').slice(0, 16);
+  // Under torchrun's static rendezvous its agent hosts the store; the workers' keys are per restart.
+  const agentStore = env.TORCHELASTIC_USE_AGENT_STORE === 'True';
+  const restartCount = agentStore
+    ? integerSetting('restartCount', undefined, 'TORCHELASTIC_RESTART_COUNT', env, 0, 0, 1 << 20)
+    : 0;
   return {
     backend,
     rank,
@@ -146,6 +151,8 @@ export function resolveProcessGroupOptions(options: ProcessGroupOptions = {}): N
     timeoutMs,
     rendezvousTimeoutMs,
     fingerprint,
+    agentStore,
+    restartCount,
   };
 }
 

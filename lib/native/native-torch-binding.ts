@@ -147,6 +147,9 @@ export interface NativeProcessGroupConfig {
   timeoutMs: number;
   rendezvousTimeoutMs: number;
   fingerprint: string;
+  /** torchrun's static rendezvous: its agent hosts the store (TORCHELASTIC_USE_AGENT_STORE). */
+  agentStore: boolean;
+  restartCount: number;
 }
 
 /** One member of a c10d process group; collectives run on libuv's pool. */

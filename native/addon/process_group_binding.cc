@@ -96,6 +96,8 @@ rt::ProcessGroupConfig ReadConfig(Napi::Value value) {
   config.timeout_ms = static_cast<int64_t>(NumberOf(object, "timeoutMs"));
   config.rendezvous_timeout_ms = static_cast<int64_t>(NumberOf(object, "rendezvousTimeoutMs"));
   config.fingerprint = StringOf(object.Get("fingerprint"), "fingerprint");
+  config.agent_store = object.Get("agentStore").ToBoolean().Value();
+  config.restart_count = static_cast<int32_t>(NumberOf(object, "restartCount"));
   return config;
 }
 

@@ -83,11 +83,16 @@ std::string PeerMonitor::diagnose() {
     std::lock_guard<std::mutex> lock(mutex_);
     second = read_beats();
   } catch (const std::exception&) {
+    const std::string store = config_.master_addr + ":" + std::to_string(config_.master_port);
+    if (config_.agent_store) {
+      return "the group's store at " + store +
+             ", which the launcher hosts, no longer answers (the launcher exited or its machine is "
+             "unreachable)";
+    }
     if (config_.rank == 0) return "";
     const auto record =
         records_.count(0) ? std::optional<RankRecord>(records_.at(0)) : std::nullopt;
-    return describe_rank(0, record) + ", which hosts the group's store at " + config_.master_addr +
-           ":" + std::to_string(config_.master_port) +
+    return describe_rank(0, record) + ", which hosts the group's store at " + store +
            ", is gone: the store no longer answers (its process exited or its machine is "
            "unreachable)";
   }

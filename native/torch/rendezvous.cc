@@ -87,6 +87,15 @@ bool gloo_arrived(c10d::Store& store, int32_t rank) {
          store.check({prefix + std::to_string(rank)});
 }
 
+// The store the group uses: under torchrun's agent store, its "/worker/attempt_<n>" part (as PyTorch's
+// own workers do); otherwise the TCPStore itself.
+c10::intrusive_ptr<c10d::Store> under_agent_prefix(const ProcessGroupConfig& config,
+                                                   c10::intrusive_ptr<c10d::TCPStore> store) {
+  if (!config.agent_store) return store;
+  return c10::make_intrusive<c10d::PrefixStore>(
+      "/worker/attempt_" + std::to_string(config.restart_count), std::move(store));
+}
+
 }  // namespace
 
 std::string rank_record_key(int32_t rank) { return "sdvp/rank/" + std::to_string(rank); }
@@ -135,15 +144,16 @@ std::string describe_rank(int32_t rank, const std::optional<RankRecord>& record)
 c10::intrusive_ptr<c10d::Store> open_store(const ProcessGroupConfig& config) {
   c10d::TCPStoreOptions options;
   options.port = static_cast<uint16_t>(config.master_port);
-  options.isServer = config.rank == 0;
+  options.isServer = config.rank == 0 && !config.agent_store;
   options.numWorkers = static_cast<size_t>(config.world_size);
   // A client counts itself in the init key a PyTorch server waits on. An sdvp server does not wait
   // there: announce_and_wait waits instead, and can name who is missing.
-  options.waitWorkers = config.rank != 0;
+  options.waitWorkers = !options.isServer;
   options.timeout = std::chrono::milliseconds(config.rendezvous_timeout_ms);
   options.multiTenant = true;
   try {
-    return c10::make_intrusive<c10d::TCPStore>(config.master_addr, options);
+    return under_agent_prefix(config,
+                              c10::make_intrusive<c10d::TCPStore>(config.master_addr, options));
   } catch (const std::exception& error) {
     const std::string message = torch_message(error);
     if (config.rank == 0 && (contains_nocase(message, "address already in use") ||
@@ -177,12 +187,14 @@ c10::intrusive_ptr<c10d::Store> connect_store(const ProcessGroupConfig& config, 
   options.waitWorkers = false;
   options.timeout = std::chrono::milliseconds(config.timeout_ms);
   return translate_errors("ERR_SDVP_DIST_PEER", "connecting to the rendezvous store", [&] {
-    return c10::intrusive_ptr<c10d::Store>(
-        c10::make_intrusive<c10d::TCPStore>(config.master_addr, options));
+    return under_agent_prefix(config,
+                              c10::make_intrusive<c10d::TCPStore>(config.master_addr, options));
   });
 }
 
 int32_t store_port(const c10::intrusive_ptr<c10d::Store>& store) {
+  if (auto* prefixed = dynamic_cast<c10d::PrefixStore*>(store.get()))
+    return store_port(prefixed->getUnderlyingStore());
   const auto* tcp = dynamic_cast<const c10d::TCPStore*>(store.get());
   return tcp ? static_cast<int32_t>(tcp->getPort()) : 0;
 }

@@ -31,8 +31,9 @@ std::string describe_rank(int32_t rank, const std::optional<RankRecord>& record)
 // The store key an sdvp rank announces itself under.
 std::string rank_record_key(int32_t rank);
 
-// Connects to (rank 0: starts) the TCPStore at master_addr:master_port. Throws ERR_SDVP_DIST_PORT
-// when rank 0 cannot listen on the port, ERR_SDVP_DIST_TIMEOUT when another rank cannot reach it.
+// Connects to (rank 0: starts, unless a launcher's agent hosts it) the TCPStore at
+// master_addr:master_port. Throws ERR_SDVP_DIST_PORT when rank 0 cannot listen on the port,
+// ERR_SDVP_DIST_TIMEOUT when another rank cannot reach it.
 c10::intrusive_ptr<c10d::Store> open_store(const ProcessGroupConfig& config);
 
 // A second client connection to the same store (for the heartbeat, which must not queue behind a
