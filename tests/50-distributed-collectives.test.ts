@@ -122,17 +122,17 @@ dist.destroy_process_group()
 print('RESULT ' + json.dumps(out))
 `;
 
-function runPythonRank(
+/** Runs `script` (Python source) with `python` and arguments; resolves with its exit code and output. */
+function runPythonScript(
   python: string,
-  port: number,
-  rank: number,
-  world: number,
-): Promise<Record<string, unknown>> {
+  script: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdvp-50-'));
-  const file = path.join(dir, 'rank.py');
-  fs.writeFileSync(file, PYTHON_RANK);
-  return new Promise((resolve, reject) => {
-    const child = spawn(python, [file, String(port), String(rank), String(world)], {
+  const file = path.join(dir, 'script.py');
+  fs.writeFileSync(file, script);
+  return new Promise((resolve) => {
+    const child = spawn(python, [file, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, OMP_NUM_THREADS: '1' },
     });
@@ -146,11 +146,24 @@ function runPythonRank(
     });
     child.on('close', (code) => {
       fs.rmSync(dir, { recursive: true, force: true });
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code === 0 && line) resolve(JSON.parse(line.slice(7)));
-      else reject(new Error(`python rank ${rank} failed (${code}):\n${stderr}`));
+      resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** The RESULT lines of a run's output. */
+function results(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith(RESULT_PREFIX))
+    .map((line) => JSON.parse(line.slice(RESULT_PREFIX.length)) as Record<string, unknown>);
+}
+
+async function runPythonRank(python: string, port: number, rank: number, world: number) {
+  const run = await runPythonScript(python, PYTHON_RANK, [String(port), String(rank), String(world)]);
+  const [report] = results(run.stdout);
+  if (run.code !== 0 || !report) throw new Error(`python rank ${rank} failed (${run.code}):\n${run.stderr}`);
+  return report;
 }
 
 const pythonTorch = findPythonTorch();
@@ -208,28 +221,15 @@ pythonTest(
   async (t) => {
     const python = pythonTorch.python as string;
     const port = await findFreePort();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdvp-50-'));
-    const agent = path.join(dir, 'agent.py');
-    fs.writeFileSync(agent, ELASTIC_AGENT);
-    const child = spawn(python, [agent, String(port), process.execPath, WORKER_SCRIPT, 'collectives', '{}'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, OMP_NUM_THREADS: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    fs.rmSync(dir, { recursive: true, force: true });
-    t.is(code, 0, stderr);
-    const reports = stdout
-      .split('\n')
-      .filter((line) => line.startsWith(RESULT_PREFIX))
-      .map((line) => JSON.parse(line.slice(RESULT_PREFIX.length)) as Record<string, unknown>);
+    const run = await runPythonScript(python, ELASTIC_AGENT, [
+      String(port),
+      process.execPath,
+      WORKER_SCRIPT,
+      'collectives',
+      '{}',
+    ]);
+    t.is(run.code, 0, run.stderr);
+    const reports = results(run.stdout);
     t.deepEqual(reports.map((report) => report.rank).sort(), [0, 1]);
     for (const report of reports) checkReport(t, report, 2);
   },

@@ -22,8 +22,8 @@ struct ProcessGroupConfig {
   int64_t timeout_ms = 600000;             // every collective
   int64_t rendezvous_timeout_ms = 600000;  // the start: waiting for the store and the other ranks
   std::string fingerprint;  // compared across the sdvp ranks at start ("" = not compared)
-  // torchrun's static rendezvous (TORCHELASTIC_USE_AGENT_STORE): the launcher hosts the store, every
-  // rank is a client, and the keys live under "/worker/attempt_<restart count>".
+  // torchrun's static rendezvous (TORCHELASTIC_USE_AGENT_STORE): the launcher hosts the store,
+  // every rank is a client, and the keys live under "/worker/attempt_<restart count>".
   bool agent_store = false;
   int32_t restart_count = 0;
 };

@@ -87,8 +87,8 @@ bool gloo_arrived(c10d::Store& store, int32_t rank) {
          store.check({prefix + std::to_string(rank)});
 }
 
-// The store the group uses: under torchrun's agent store, its "/worker/attempt_<n>" part (as PyTorch's
-// own workers do); otherwise the TCPStore itself.
+// The store the group uses: under torchrun's agent store, its "/worker/attempt_<n>" part (as
+// PyTorch's own workers do); otherwise the TCPStore itself.
 c10::intrusive_ptr<c10d::Store> under_agent_prefix(const ProcessGroupConfig& config,
                                                    c10::intrusive_ptr<c10d::TCPStore> store) {
   if (!config.agent_store) return store;
