@@ -108,6 +108,7 @@ GroupStepSummary exchange_step_summary(ProcessGroup& group, const LocalStepSumma
   });
   const std::vector<double> sums = to_vector<double>(summary);
   GroupStepSummary out;
+  out.bytes = summary.numel() * static_cast<int64_t>(summary.element_size());
   out.loss = sums[0];
   out.valid_rows = static_cast<int64_t>(sums[1]);
   out.rows = static_cast<int64_t>(sums[2]);

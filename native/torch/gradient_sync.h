@@ -43,6 +43,7 @@ struct GroupStepSummary {
   std::vector<int32_t> non_finite;  // ranks whose loss was not finite
   std::vector<int32_t> failed;      // ranks whose forward or backward failed
   std::vector<int32_t> mismatched;  // ranks training other parameters than rank 0
+  int64_t bytes = 0;                // the summary's payload
 };
 
 // An exact-in-double hash (52 bits) of the names and shapes of `parameters`.

@@ -407,7 +407,9 @@ TrainStepResult distributed_step(Model::Impl& impl, ProcessGroup& group,
     result.distributed.world_size = group.world_size();
     result.distributed.rank = group.rank();
     result.distributed.global_rows = summary.rows;
-    result.distributed.bytes = stats.bytes;
+    result.distributed.bytes =
+        stats.bytes + summary.bytes +
+        counts->counts.numel() * static_cast<int64_t>(counts->counts.element_size());
     result.distributed.buckets = stats.buckets;
     result.rows = plan.rows;
     result.loss = summary.loss;
