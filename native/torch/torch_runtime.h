@@ -144,9 +144,9 @@ struct StepTimings {
 struct DistributedStepInfo {
   int32_t world_size = 0;
   int32_t rank = 0;
-  int64_t global_rows = 0;      // the rows of every rank's batch
-  int64_t bytes = 0;            // the payload this rank all-reduced (gradients, flags, counts, summary)
-  int32_t buckets = 0;          // gradient buckets
+  int64_t global_rows = 0;  // the rows of every rank's batch
+  int64_t bytes = 0;        // the payload this rank all-reduced (gradients, flags, counts, summary)
+  int32_t buckets = 0;      // gradient buckets
   double communication_ms = 0;  // the step summary and the gradient all-reduce, waits included
 };
 
