@@ -51,25 +51,21 @@ def loss_alone_ms(objective, rows: int, vocab: int, runs: int) -> list:
     return times
 
 
-def main() -> None:
-    if sys.argv[1] == "--make-loss-module":
-        make_loss_module(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
-        return
-    folder = sys.argv[1]
-    steps, warmup, threads = (int(x) for x in sys.argv[2:5])
-    torch.set_num_threads(threads)
+def load_batch(folder: str):
+    """meta.json and the batch of DIR: (meta, images, tokens (int64), labels (int64), teacher), CPU tensors."""
     with open(folder + "/meta.json") as f:
         meta = json.load(f)
     rows, side, length, vocab = meta["rows"], meta["imageSize"], meta["tokens"], meta["vocab"]
-    alpha, beta, tau = meta["ceWeight"], meta["kdWeight"], meta["temperature"]
     images = read(folder + "/images.bin", torch.float32, (rows, 3, side, side))
     tokens = read(folder + "/tokens.bin", torch.int32, (rows, length)).long()
     labels = read(folder + "/labels.bin", torch.int32, (rows,)).long()
     teacher = read(folder + "/teacher.bin", torch.float32, (rows, vocab))
+    return meta, images, tokens, labels, teacher
 
-    model = torch.jit.load(folder + "/model.pt")
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=meta["lr"], weight_decay=meta["weightDecay"])
+
+def make_objective(meta: dict, labels: torch.Tensor, teacher: torch.Tensor):
+    """The distillation objective as a PyTorch user writes it: alpha * CE + beta * tau^2 * KL(batchmean)."""
+    alpha, beta, tau = meta["ceWeight"], meta["kdWeight"], meta["temperature"]
 
     def objective(logits):
         ce = F.cross_entropy(logits, labels)
@@ -81,12 +77,37 @@ def main() -> None:
         )
         return alpha * ce + beta * tau * tau * kl
 
+    return objective
+
+
+def make_step(model, optimizer, objective, images, tokens):
+    """One training step: model.answer, the objective, backward, the optimizer; returns the loss tensor."""
+
     def step():
         optimizer.zero_grad(set_to_none=True)
         loss = objective(model.answer(images, tokens))
         loss.backward()
         optimizer.step()
         return loss
+
+    return step
+
+
+def main() -> None:
+    if sys.argv[1] == "--make-loss-module":
+        make_loss_module(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
+    folder = sys.argv[1]
+    steps, warmup, threads = (int(x) for x in sys.argv[2:5])
+    torch.set_num_threads(threads)
+    meta, images, tokens, labels, teacher = load_batch(folder)
+    rows, vocab = meta["rows"], meta["vocab"]
+
+    model = torch.jit.load(folder + "/model.pt")
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=meta["lr"], weight_decay=meta["weightDecay"])
+    objective = make_objective(meta, labels, teacher)
+    step = make_step(model, optimizer, objective, images, tokens)
 
     def instrumented_step():
         marks = {}

@@ -56,6 +56,7 @@ test('an addon that cannot load gives one coded error listing the path and the f
   const error = JSON.parse(result.stdout) as { code: string; message: string };
   t.is(error.code, 'ERR_SDVP_NATIVE_LOAD');
   t.true(error.message.includes(missing));
-  t.regex(error.message, /npm run build:native/);
-  t.regex(error.message, /npm run build:gyp/);
+  t.regex(error.message, /npx sdvp build /);
+  t.regex(error.message, /apt-get install -y g\+\+ make cmake libhwy-dev libtorch-dev && npx sdvp build/);
+  t.regex(error.message, /npx sdvp doctor/);
 });

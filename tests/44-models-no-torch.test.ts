@@ -32,7 +32,7 @@ test('every model API throws ERR_SDVP_NO_TORCH with the command that fixes it', 
     const error = await t.throwsAsync(attempt(), { instanceOf: SdvpError });
     t.is(error?.code, 'ERR_SDVP_NO_TORCH');
     t.regex(error?.message ?? '', /libtorch-dev/);
-    t.is(error?.fix, 'apt-get install -y libtorch-dev && npm run build:native');
+    t.is(error?.fix, 'apt-get install -y libtorch-dev && npx sdvp build --torch on');
   }
   for (const attempt of [() => setThreads(2), () => getThreads(), () => setGraphOptimization(true)]) {
     t.throws(attempt, { code: 'ERR_SDVP_NO_TORCH' } as never);

@@ -1,6 +1,8 @@
-# Checks the CUDA distillation kernels against a float64 PyTorch reference, then times them against
-# PyTorch eager and the device's copy bandwidth. Run by bench/gpu/run.sh; --emulate runs the checks
-# on the CPU build of the kernels (bench/gpu/emulate.sh) to test the kernels' logic and this harness.
+# Checks the CUDA distillation kernels (block and cluster row kernels) against a float64 PyTorch
+# reference, then times them against the device's copy bandwidth, PyTorch eager and torch.compile, and
+# the LibTorch train step against PyTorch's; prints one table last. Run by bench/gpu/run.sh; --emulate
+# runs the checks on the CPU build of the kernels (bench/gpu/emulate.sh) to test the kernels' logic
+# and this harness; --timing-smoke runs the timing code on tiny sizes (a test of this script only).
 import argparse
 import ctypes
 import json
@@ -15,11 +17,20 @@ import traceback
 import torch
 import torch.nn.functional as F
 
+from gpu_timing import copy_bandwidth, sync, time_ms
+from report_table import format_table
+from torch_baselines import compile_fn, distill_loss_torch, first_call, short_reason
+from train_step_gpu import train_step_rows
+
 DTYPE = {"f32": 0, "bf16": 1}
 TEACHER = {"none": 0, "dense": 1, "topk": 2}
 MISSING = {"renormalize": 0, "tail": 1}
 DIVERGENCE = {"fwd": 0, "rev": 1, "jsd": 2}
 REDUCTION = {"mean": 0, "sum": 1, "batchmean": 2, "none": 3}
+ROW_KERNEL = {"auto": 0, "block": 1, "cluster": 2}
+# The check list runs once per pass: the block kernel, and the cluster kernel with small staging
+# budgets so that even 1000-element rows are split across 2..16 blocks (every merge path runs).
+DEFAULT_CHECK_PASSES = ("block", "cluster@4096", "cluster@16384")
 STATUS = {0: "ok", 1: "label-out-of-range", 2: "topk-index-invalid", 3: "cancelled", 4: "invalid-spec", 5: "cuda-error"}
 IGNORE = -100
 TOL = {"f32": 1e-5, "bf16": 1e-2}
@@ -55,6 +66,13 @@ class Kernels:
         self.lib.sdvp_gpu_device_count.restype = ctypes.c_int
         self.lib.sdvp_gpu_probe.restype = ctypes.c_int
         self.lib.sdvp_gpu_runtime_version.restype = ctypes.c_int
+        self.lib.sdvp_gpu_set_row_kernel.argtypes = [c_int32, c_int32, c_int64]
+        self.lib.sdvp_gpu_set_row_kernel.restype = ctypes.c_int
+        self.lib.sdvp_gpu_last_plan.argtypes = [ctypes.POINTER(c_int64)]
+        self.lib.sdvp_gpu_last_plan.restype = ctypes.c_char_p
+        self.lib.sdvp_gpu_plan.argtypes = [c_int64, c_int64, c_int32, c_int32, c_int64, c_int32,
+                                           ctypes.POINTER(c_int64)]
+        self.lib.sdvp_gpu_plan.restype = ctypes.c_char_p
         layout = (c_int64 * 7)()
         self.lib.sdvp_gpu_result_layout(layout)
         self.result_size = layout[0]
@@ -63,6 +81,29 @@ class Kernels:
         expected = [32, 0, 4, 8, 12, 16, 24]
         if list(layout) != expected:
             raise RuntimeError(f"DistillLossDeviceResult layout {list(layout)} is not the expected {expected}")
+
+    def set_row_kernel(self, kind, cluster_size=0, stage_bytes=0):
+        """Row kernel for later calls: kind auto|block|cluster, cluster_size 0 (by the rule) or 1..16,
+        stage_bytes 0 (the default) or the most bytes of S and T one block stages."""
+        if self.lib.sdvp_gpu_set_row_kernel(ROW_KERNEL[kind], cluster_size, stage_bytes) != 0:
+            raise ValueError(f"row kernel {kind}, cluster size {cluster_size}, stage bytes {stage_bytes} refused")
+
+    def last_plan(self):
+        """The row-kernel plan of the last call: kernel, cluster size, threads, shared memory, reason."""
+        out = (c_int64 * 4)()
+        reason = self.lib.sdvp_gpu_last_plan(out).decode()
+        return self._plan(out, reason)
+
+    def plan(self, rows, vocab, dtype, teacher, topk, grad):
+        """The plan a call of this shape would get (aligned buffers), without running anything."""
+        out = (c_int64 * 4)()
+        reason = self.lib.sdvp_gpu_plan(rows, vocab, DTYPE[dtype], TEACHER[teacher], topk, int(grad), out).decode()
+        return self._plan(out, reason)
+
+    @staticmethod
+    def _plan(out, reason):
+        return {"kernel": {1: "block", 2: "cluster"}.get(out[0], str(out[0])), "cluster_size": out[1],
+                "threads": out[2], "smem": out[3], "reason": reason}
 
     def error_string(self, code):
         return self.lib.sdvp_gpu_error_string(code).decode()
@@ -508,9 +549,27 @@ def build_cases(emulate):
     return cases
 
 
-def run_checks(lib, device, stream, emulate, only=None):
+def plan_label(plan):
+    return "block" if plan["kernel"] == "block" else f"cluster C={plan['cluster_size']}"
+
+
+def parse_check_pass(text):
+    """'block', 'auto', 'cluster' or 'cluster@BYTES' (the most bytes of S and T one block stages, so
+    that short rows split across several blocks too) -> (name, kind, stage_bytes)."""
+    kind, _, stage = text.partition("@")
+    if kind not in ROW_KERNEL or (stage and not stage.isdigit()):
+        raise argparse.ArgumentTypeError(f"check pass {text!r}: expected block, auto, cluster or cluster@BYTES")
+    return text, kind, int(stage or 0)
+
+
+def run_checks(lib, device, stream, emulate, only=None, check_pass=("block", "block", 0)):
+    """The check list with the row kernel of `check_pass` (see parse_check_pass)."""
+    name_of_pass, kind, stage_bytes = check_pass
+    lib.set_row_kernel(kind, 0, stage_bytes)
+    log(f"== checks against the float64 reference, row kernel: {name_of_pass}")
     cases = build_cases(emulate)
     results = []
+    kernels_used = {}
     passed = failed = 0
     for i, c in enumerate(cases):
         if only is not None and i not in only:
@@ -524,69 +583,47 @@ def run_checks(lib, device, stream, emulate, only=None):
         dt = time.time() - t0
         passed += ok
         failed += not ok
+        plan = lib.last_plan()
+        used = plan_label(plan) if not c.get("invalid") else "refused"
+        kernels_used[used] = kernels_used.get(used, 0) + 1
         errs = " ".join(f"{k}={v:.2g}" for k, v in info.get("errors", {}).items())
-        log(f"  [{'PASS' if ok else 'FAIL'}] #{i:02d} {name}  {errs}  ({dt:.1f}s)")
+        log(f"  [{'PASS' if ok else 'FAIL'}] #{i:02d} {name}  {errs}  [{used}] ({dt:.1f}s)")
         for p in info.get("problems", []):
             log(f"         - {p}")
         if not ok and "traceback" in info:
             log(info["traceback"])
-        results.append({"case": name, "ok": ok, **{k: v for k, v in info.items() if k != "traceback"}})
-    log(f"checks: {passed} passed, {failed} failed")
+        results.append({"case": name, "ok": ok, "kernel": used, "pass": name_of_pass,
+                        **{k: v for k, v in info.items() if k != "traceback"}})
+    lib.set_row_kernel("auto")
+    used = ", ".join(f"{k} x{v}" for k, v in sorted(kernels_used.items()))
+    log(f"checks ({name_of_pass}): {passed} passed, {failed} failed; kernels run: {used}")
     return results, passed, failed
 
 
 # ---- timing ---------------------------------------------------------------------------------------------
 
-def sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
+# The timed configurations (N, V sized to fill an H100/H200 several times over its L2). "torch": also time
+# PyTorch eager and torch.compile of the same objective (dense forward KL + CE, with gradient).
+# "sizes": cluster sizes timed besides the rule's own (to choose the default by measurement).
+TIMING_CASES = [
+    {"name": "ce+kd fwd", "dtype": "bf16", "N": 8192, "V": 128256, "torch": True, "sizes": (4, 8, 16)},
+    {"name": "ce+kd fwd", "dtype": "f32", "N": 4096, "V": 32000, "torch": True, "sizes": (2, 4, 8)},
+    {"name": "ce+kd jsd", "dtype": "bf16", "N": 8192, "V": 128256, "div": "jsd"},
+    {"name": "ce+kd fwd, topk-64", "dtype": "bf16", "N": 8192, "V": 128256, "teacher": "topk", "k": 64},
+    {"name": "ce+kd fwd, loss only", "dtype": "bf16", "N": 8192, "V": 128256, "grad": "none"},
+]
+# The automatic choice's crossover (docs/gpu.md, "Choosing the row kernel"): block against cluster
+# where the rows in flight go from fitting the L2 to not fitting it.
+RULE_CASES = [{"name": f"rule: fwd {dt} V={v}", "dtype": dt, "N": n, "V": v}
+              for dt, n, vs in (("bf16", 8192, (4096, 16384, 32768, 65536)), ("f32", 8192, (8192, 16384)))
+              for v in vs]
+TAU = 2.0
 
 
-def time_ms(device, fn, warmup, iters):
-    """Median milliseconds of fn() over iters runs, each bracketed by CUDA events (wall clock on CPU)."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(iters):
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
-
-
-def copy_bandwidth(device, nbytes=2 << 30):
-    """Device-to-device copy of 2 GiB: (bytes read + bytes written) / median time, in GB/s."""
-    src = torch.empty(nbytes, dtype=torch.uint8, device=device).fill_(1)
-    dst = torch.empty_like(src)
-    ms = time_ms(device, lambda: dst.copy_(src), 3, 10)
-    del src, dst
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return 2 * nbytes / (ms * 1e-3) / 1e9
-
-
-def bench_case(lib, stream, spec, copy_gbs, device="cuda", iters=(5, 30, 3, 20)):
-    """Times one configuration; returns a table row (dict). iters: sdvp warm-up/runs, eager warm-up/runs."""
-    name, dtype, n, v = spec["name"], spec["dtype"], spec["N"], spec["V"]
-    row = {"case": name, "dtype": dtype, "N": n, "V": v, "sdvp_ms": None, "torch_ms": None, "speedup": None,
-           "bytes": None, "gbs": None, "pct_copy": None, "check": "FAIL", "notes": []}
-    dt = TORCH_DTYPE[dtype]
-    tau = 2.0
-    gen = torch.Generator(device=device).manual_seed(7)
-    teacher_kind = spec.get("teacher", "dense")
-    c = default_case(dtype=dtype, N=n, V=v, teacher=teacher_kind, tau=tau, ce_weight=0.5, kd_weight=0.5,
-                     reduction="batchmean", div=spec.get("div", "fwd"), beta=0.5, grad=spec.get("grad", "out"),
-                     k=spec.get("k", 0))
+def make_timing_sets(spec, c, device, gen):
+    """Enough input sets that rotating through them defeats the L2 (one when a set is 4x the L2)."""
+    n, v, dt = spec["N"], spec["V"], TORCH_DTYPE[spec["dtype"]]
+    teacher_kind = c["teacher"]
 
     def make_set():
         s = (torch.randn(n, v, device=device, generator=gen) * 2.5).to(dt)
@@ -599,119 +636,195 @@ def bench_case(lib, stream, spec, copy_gbs, device="cuda", iters=(5, 30, 3, 20))
             del logits
             x["topk_indices"], x["topk_logprobs"] = idx.to(torch.int32), vals.float()
         x["labels"] = torch.randint(0, v, (n,), device=device, generator=gen).to(torch.int32)
+        x["labels_long"] = x["labels"].long()
         x["grad"] = torch.empty_like(s) if c["grad"] == "out" else None
         return x
 
+    elem = torch.empty((), dtype=dt).element_size()
+    set_bytes = n * v * elem * (3 if teacher_kind == "dense" else 2)
+    l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) if device == "cuda" else 0
+    l2 = l2 or (50 << 20)
+    nsets = 1 if set_bytes >= 4 * l2 or device != "cuda" else min(16, 2 + int(4 * l2 // set_bytes))
+    return [make_set() for _ in range(nsets)], elem
+
+
+def check_first_rows(lib, c, x, call, result, ws, row_loss, stream, device):
+    """One more call that also writes the row losses, then the first 64 rows against float64, and a
+    second call on the same inputs whose loss and gradient must be bit-identical (determinism)."""
+    problems, notes = [], []
+    n = c["N"]
+    code = lib.call(dict(call, row_loss=row_loss), result, ws, stream)
+    if code != 0:
+        raise RuntimeError(f"distill_loss_cuda returned {code} ({lib.error_string(code)})")
+    sync(device)
+    got = lib.decode(result)
+    grad = call["grad"]
+    first = grad.clone() if grad is not None else None
+    rows = min(n, 64)
+    sub_c = dict(c, N=rows, normalizer=float(n), labels="all")
+    sub_x = {key: (val[:rows] if torch.is_tensor(val) else val) for key, val in x.items()
+             if key not in ("grad", "labels_long")}
+    ref = reference(sub_c, sub_x)
+    tol = TOL[c["dtype"]]
+    if got["status"] != 0:
+        problems.append(f"status {got['status']}")
+    if grad is not None:
+        e = rel_max_err(grad[:rows], ref["grad"])
+        notes.append(f"grad[:{rows}] err {e:.2g}")
+        if not (e <= tol):
+            problems.append(f"grad error {e:.3g}")
+    e = rel_max_err(row_loss[:rows], ref["row_loss"])
+    notes.append(f"row_loss[:{rows}] err {e:.2g}")
+    if not (e <= tol):
+        problems.append(f"row loss error {e:.3g}")
+    code = lib.call(call, result, ws, stream)
+    if code != 0:
+        raise RuntimeError(f"distill_loss_cuda returned {code} ({lib.error_string(code)})")
+    sync(device)
+    again = lib.decode(result)
+    if struct.pack("<f", again["loss"]) != struct.pack("<f", got["loss"]):
+        problems.append(f"loss not deterministic: {got['loss']!r} then {again['loss']!r}")
+    if grad is not None and not torch.equal(first, grad):
+        problems.append("gradient not deterministic")
+    return got["loss"], problems, notes
+
+
+def bench_case(lib, stream, spec, copy_gbs, device, iters, deadline, log):
+    """Times one configuration with the block and the cluster row kernel (and PyTorch eager and
+    torch.compile when spec["torch"]); returns table rows. iters: warm-up and timed runs for sdvp, for
+    PyTorch."""
+    name, dtype, n, v = spec["name"], spec["dtype"], spec["N"], spec["V"]
+    shape = f"{n}x{v}"
+    gen = torch.Generator(device=device).manual_seed(7)
+    c = default_case(dtype=dtype, N=n, V=v, teacher=spec.get("teacher", "dense"), tau=TAU, ce_weight=0.5,
+                     kd_weight=0.5, reduction="batchmean", div=spec.get("div", "fwd"), beta=0.5,
+                     grad=spec.get("grad", "out"), k=spec.get("k", 0))
+    rows = []
     try:
-        # Inputs that fit in L2 would time the cache, not memory: rotate through enough sets to defeat it.
-        elem = torch.empty((), dtype=dt).element_size()
-        set_bytes = n * v * elem * (3 if teacher_kind == "dense" else 2)
-        l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) if device == "cuda" else 0
-        l2 = l2 or (50 << 20)
-        nsets = 1 if set_bytes >= 4 * l2 else min(16, 2 + int(4 * l2 // set_bytes))
-        sets = [make_set() for _ in range(nsets)]
-        x = sets[0]
-        s, t, grad = x["student"], x.get("teacher"), x["grad"]
-        ws = torch.empty(lib.workspace_bytes(n, v, dtype, teacher_kind, c["k"]), dtype=torch.uint8, device=device)
-        result = torch.zeros(64, dtype=torch.uint8, device=device)
-        row_loss = torch.empty(n, dtype=torch.float32, device=device)
-        base = dict(rows=n, vocab=v, dtype=dtype, teacher_kind=teacher_kind, topk=c["k"], missing="tail",
-                    ce_weight=0.5, kd_weight=0.5, tau=tau, t2=True, div=c["div"], beta=0.5, eps=0.0, zloss=0.0,
-                    weights=None, reduction="batchmean", normalizer=None, grad_scale=1.0)
-        calls = [dict(base, student=xs["student"], teacher=xs.get("teacher"), topk_indices=xs.get("topk_indices"),
-                      topk_logprobs=xs.get("topk_logprobs"), labels=xs["labels"], grad=xs["grad"]) for xs in sets]
-        a = calls[0]
-        turn = [0]
+        sets, elem = make_timing_sets(spec, c, device, gen)
+    except Exception as e:
+        log(traceback.format_exc())
+        return [{"section": name, "variant": "sdvp", "dtype": dtype, "shape": shape, "check": "FAIL",
+                 "note": f"inputs: {type(e).__name__}: {e}"}]
+    nsets = len(sets)
+    x = sets[0]
+    floor = n * v * elem * (1 + (c["teacher"] == "dense") + (c["grad"] == "out"))  # S, T read once, dS written once
+    ws = torch.empty(lib.workspace_bytes(n, v, dtype, c["teacher"], c["k"]), dtype=torch.uint8, device=device)
+    result = torch.zeros(64, dtype=torch.uint8, device=device)
+    row_loss = torch.empty(n, dtype=torch.float32, device=device)
+    base = dict(rows=n, vocab=v, dtype=dtype, teacher_kind=c["teacher"], topk=c["k"], missing="tail",
+                ce_weight=0.5, kd_weight=0.5, tau=TAU, t2=True, div=c["div"], beta=0.5, eps=0.0, zloss=0.0,
+                weights=None, reduction="batchmean", normalizer=None, grad_scale=1.0)
+    calls = [dict(base, student=xs["student"], teacher=xs.get("teacher"), topk_indices=xs.get("topk_indices"),
+                  topk_logprobs=xs.get("topk_logprobs"), labels=xs["labels"], grad=xs["grad"]) for xs in sets]
+    turn = [0]
 
-        def sdvp():
-            code = lib.call(calls[turn[0] % nsets], result, ws, stream)
-            turn[0] += 1
-            if code != 0:
-                raise RuntimeError(f"distill_loss_cuda returned {code} ({lib.error_string(code)})")
-
-        row["sdvp_ms"] = time_ms(device, sdvp, iters[0], iters[1])
-        if nsets > 1:
-            row["notes"].append(f"{nsets} input sets rotated")
-        nbytes = n * v * elem  # S read once
-        if t is not None:
-            nbytes += n * v * elem  # T read once
-        if grad is not None:
-            nbytes += n * v * elem  # dS written once
-        row["bytes"] = nbytes
-        row["gbs"] = nbytes / (row["sdvp_ms"] * 1e-3) / 1e9
-        row["pct_copy"] = 100.0 * row["gbs"] / copy_gbs if copy_gbs else None
-
-        # Check: one more call that also writes the row losses, then the first rows against float64.
-        a_check = dict(a, row_loss=row_loss)
-        code = lib.call(a_check, result, ws, stream)
+    def sdvp():
+        code = lib.call(calls[turn[0] % nsets], result, ws, stream)
+        turn[0] += 1
         if code != 0:
             raise RuntimeError(f"distill_loss_cuda returned {code} ({lib.error_string(code)})")
-        sync(device)
-        got = lib.decode(result)
-        rows = min(n, 64)
-        sub_c = dict(c, N=rows, normalizer=float(n), labels="all")
-        sub_x = {key: (val[:rows] if torch.is_tensor(val) else val) for key, val in x.items() if key != "grad"}
-        ref = reference(sub_c, sub_x)
-        tol = TOL[dtype]
-        problems = []
-        if got["status"] != 0:
-            problems.append(f"status {got['status']}")
-        if grad is not None:
-            e = rel_max_err(grad[:rows], ref["grad"])
-            row["notes"].append(f"grad[:{rows}] err {e:.2g}")
-            if not (e <= tol):
-                problems.append(f"grad error {e:.3g}")
-        e = rel_max_err(row_loss[:rows], ref["row_loss"])
-        row["notes"].append(f"row_loss[:{rows}] err {e:.2g}")
-        if not (e <= tol):
-            problems.append(f"row loss error {e:.3g}")
-        row["sdvp_loss"] = got["loss"]
 
-        if spec.get("eager"):  # the same objective in PyTorch eager: dense forward KL, with gradient
-            for xs in sets:
-                xs["labels_long"] = xs["labels"].long()
-            state = {}
+    def measured(row, ms):
+        row["ms"] = ms
+        row["gbs"] = floor / (ms * 1e-3) / 1e9
+        row["pct_copy"] = 100.0 * row["gbs"] / copy_gbs if copy_gbs else None
 
-            def eager():
+    def plan_for(kind, size):
+        lib.set_row_kernel(kind, size)
+        lib.call(calls[0], result, ws, stream)
+        return lib.last_plan()
+
+    auto = plan_for("auto", 0)
+    sdvp_loss = None
+    timed = set()
+    for kind, size in [("block", 0), ("cluster", 0)] + [("cluster", c) for c in spec.get("sizes", ())]:
+        plan = plan_for(kind, size)
+        if (plan["kernel"], plan["cluster_size"]) in timed:
+            continue  # the rule's own size, already timed
+        timed.add((plan["kernel"], plan["cluster_size"]))
+        row = {"section": name, "variant": "sdvp " + plan_label(plan), "dtype": dtype, "shape": shape,
+               "check": "FAIL"}
+        notes = []
+        try:
+            measured(row, time_ms(device, sdvp, iters[0], iters[1]))
+            if plan["kernel"] != kind:
+                notes.append(f"{kind} refused: {plan['reason']}")
+            if (plan["kernel"], plan["cluster_size"]) == (auto["kernel"], auto["cluster_size"]):
+                row["variant"] += " (auto)"
+            notes.append(f"{plan['threads']} threads, {plan['smem'] // 1024} KiB smem")
+            sdvp_loss, problems, check_notes = check_first_rows(lib, c, x, calls[0], result, ws, row_loss, stream,
+                                                                device)
+            row["check"] = "PASS" if not problems else "FAIL"
+            notes += problems + check_notes
+        except Exception as e:
+            notes.append(f"{type(e).__name__}: {e}")
+            log(traceback.format_exc())
+        if nsets > 1:
+            notes.append(f"{nsets} input sets rotated")
+        row["note"] = "; ".join(notes)
+        rows.append(row)
+        log(f"  {name} {dtype} {shape} {row['variant']}: {fmt(row.get('ms'), '.3f')} ms, {row['check']}; {row['note']}")
+    lib.set_row_kernel("auto")
+    log(f"  auto: {plan_label(auto)} ({auto['reason']})")
+
+    if spec.get("torch"):
+        def loss_of(fn):
+            def run():
                 xs = sets[turn[0] % nsets]
                 turn[0] += 1
                 sl = xs["student"].detach().requires_grad_(True)
-                logq = F.log_softmax(sl / tau, -1)
-                logp = F.log_softmax(xs["teacher"] / tau, -1)
-                loss = 0.5 * F.cross_entropy(sl, xs["labels_long"]) + 0.5 * tau * tau * F.kl_div(
-                    logq, logp, reduction="batchmean", log_target=True)
-                loss.backward()
-                state["loss"], state["grad"] = loss.detach(), sl.grad
-                del sl, logq, logp, loss
+                fn(sl, xs["teacher"], xs["labels_long"], TAU).backward()
+            return run
 
-            row["torch_ms"] = time_ms(device, eager, iters[2], iters[3])
-            turn[0] = 0
-            eager()  # once more on set 0, the set the checks below read
-            row["speedup"] = row["torch_ms"] / row["sdvp_ms"]
-            torch_loss = float(state["loss"].float().item())
-            d = abs(torch_loss - got["loss"]) / max(abs(got["loss"]), 1e-6)
-            row["notes"].append(f"loss vs torch eager {d:.2g}")
-            # PyTorch eager in bf16 rounds every intermediate to bf16: a sanity bound, not a precision check
-            # (that is the float64 comparison above).
-            eager_tol = 5e-2 if dtype == "bf16" else 1e-4
-            if not (d <= eager_tol):
-                problems.append(f"loss differs from torch eager by {d:.3g}")
-            if grad is not None:
-                e = rel_max_err(grad[:rows], state["grad"][:rows])
-                row["notes"].append(f"grad vs torch eager {e:.2g}")
-                if not (e <= (1e-1 if dtype == "bf16" else 1e-3)):
-                    problems.append(f"grad differs from torch eager by {e:.3g}")
-            state.clear()
-        row["check"] = "PASS" if not problems else "FAIL"
-        row["notes"].extend(problems)
-    except Exception as e:
-        row["notes"].append(f"{type(e).__name__}: {e}")
-        log(traceback.format_exc())
-    finally:
-        sync(device)
-        if device == "cuda":
-            torch.cuda.empty_cache()
-    return row
+        eager_row = {"section": name, "variant": "torch eager", "dtype": dtype, "shape": shape, "baseline": "eager"}
+        try:
+            measured(eager_row, time_ms(device, loss_of(distill_loss_torch), iters[2], iters[3]))
+            eager_loss = float(distill_loss_torch(x["student"], x["teacher"], x["labels_long"], TAU).float())
+            d = abs(eager_loss - sdvp_loss) / max(abs(sdvp_loss), 1e-6) if sdvp_loss is not None else None
+            # PyTorch eager in bf16 rounds every intermediate to bf16: a sanity bound, not a precision check.
+            eager_row["note"] = f"loss vs sdvp {d:.2g}" if d is not None else None
+            if d is not None and not d <= (5e-2 if dtype == "bf16" else 1e-4):
+                eager_row["note"] += " (DIFFERS)"
+        except Exception as e:
+            eager_row["note"] = short_reason(e)
+        rows.append(eager_row)
+        compile_row = {"section": name, "variant": "torch.compile", "dtype": dtype, "shape": shape,
+                       "baseline": "compile"}
+        if time.time() > deadline:
+            compile_row["note"] = "skipped: the run's time budget is spent"
+        else:
+            compiled, reason = compile_fn(distill_loss_torch)
+            seconds = None
+            if compiled is not None:
+                seconds, reason = first_call(loss_of(compiled), device)
+            if reason:
+                compile_row["note"] = reason
+            else:
+                try:
+                    measured(compile_row, time_ms(device, loss_of(compiled), iters[2], iters[3]))
+                    compile_row["note"] = f"compiled in {seconds:.0f} s"
+                except Exception as e:
+                    compile_row["note"] = short_reason(e)
+        rows.append(compile_row)
+        for r in rows[-2:]:
+            log(f"  {name} {dtype} {shape} {r['variant']}: {fmt(r.get('ms'), '.3f')} ms; {r.get('note')}")
+    del sets, calls, ws
+    sync(device)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def print_plans(lib, specs, log):
+    """The automatic choice for each timed shape on this device (the emulation stands in for an H100)."""
+    lib.set_row_kernel("auto")
+    log("== row-kernel plans (automatic choice)")
+    for sp in specs:
+        teacher = sp.get("teacher", "dense")
+        plan = lib.plan(sp["N"], sp["V"], sp["dtype"], teacher, sp.get("k", 0), sp.get("grad", "out") == "out")
+        log(f"  {sp['name']:24s} {sp['dtype']:4s} {sp['N']:>5d}x{sp['V']:<7d} {plan_label(plan):13s} "
+            f"{plan['threads']:>3d} threads {plan['smem'] / 1024:6.1f} KiB: {plan['reason']}")
 
 
 def fmt(v, spec):
@@ -722,17 +835,24 @@ def fmt(v, spec):
     return "-".rjust(int(width) if width else 1)
 
 
-def print_table(rows, copy_gbs):
-    log(f"copy bandwidth (device-to-device, read+write): {fmt(copy_gbs, '.0f')} GB/s")
-    head = f"{'case':24s} {'dtype':5s} {'N':>5s} {'V':>7s} {'sdvp ms':>8s} {'torch ms':>8s} {'speedup':>7s} " \
-           f"{'GB moved':>8s} {'GB/s':>6s} {'%copy':>6s} check"
-    log(head)
-    log("-" * len(head))
-    for r in rows:
-        log(f"{r['case']:24s} {r['dtype']:5s} {r['N']:>5d} {r['V']:>7d} {fmt(r['sdvp_ms'], '8.3f')} "
-            f"{fmt(r['torch_ms'], '8.3f')} {fmt(r['speedup'], '7.2f')} "
-            f"{fmt(None if r['bytes'] is None else r['bytes'] / 1e9, '8.3f')} {fmt(r['gbs'], '6.0f')} "
-            f"{fmt(r['pct_copy'], '6.1f')} {r['check']}")
+def wait_for_build(status_file, build_log, timeout_s, log):
+    """Waits for run.sh's background LibTorch build to write its exit status; True when it succeeded (else
+    the build log's last lines are logged)."""
+    if not status_file:
+        return True
+    start = time.time()
+    while not os.path.exists(status_file) and time.time() - start < timeout_s:
+        time.sleep(2)
+    if not os.path.exists(status_file):
+        log(f"the LibTorch harness build did not finish within {timeout_s:.0f} s")
+        return False
+    with open(status_file) as f:
+        ok = f.read().strip() == "0"
+    log(f"the LibTorch harness build {'succeeded' if ok else 'FAILED'} ({time.time() - start:.0f} s waited)")
+    if not ok and build_log and os.path.exists(build_log):
+        with open(build_log, errors="replace") as f:
+            log("".join(f.readlines()[-15:]))
+    return ok
 
 
 def main():
@@ -742,13 +862,33 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT") or None, help="folder for results.json")
     ap.add_argument("--only", default=None, help="comma-separated check indices to run")
     ap.add_argument("--gpu-cases", action="store_true", help="with --emulate: the GPU run's full-size case list")
+    ap.add_argument("--check-passes", type=lambda text: [parse_check_pass(x) for x in text.split(",")],
+                    default=[parse_check_pass(x) for x in DEFAULT_CHECK_PASSES],
+                    help="comma-separated row kernels to run the checks with: block, auto, cluster, "
+                         "cluster@BYTES (stage at most BYTES of S and T per block, so short rows split "
+                         f"across a cluster too); default {','.join(DEFAULT_CHECK_PASSES)}")
     ap.add_argument("--skip-checks", action="store_true")
+    ap.add_argument("--plans", action="store_true", help="print the row-kernel plans of the timed shapes and stop")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--timing-smoke", action="store_true",
-                    help="run the timing code on tiny sizes on any device (tests this script, not the GPU)")
+                    help="run the timing and train-step code on tiny sizes on any device (tests this script, "
+                         "not the GPU: its numbers are not measurements of anything)")
+    ap.add_argument("--budget-s", type=float, default=300.0,
+                    help="seconds from the start after which torch.compile and train-step phases are skipped")
+    ap.add_argument("--step-bin", default=None, help="the LibTorch train-step harness (train_step_bench.cc)")
+    ap.add_argument("--step-build-status", default=None,
+                    help="a file the background build writes its exit status to; waited for")
+    ap.add_argument("--step-build-log", default=None, help="the background build's log (tail shown on failure)")
+    ap.add_argument("--step-dir", default=None, help="where the harness writes the model and batch")
+    ap.add_argument("--step-batch", type=int, default=256)
+    ap.add_argument("--step-vocab", type=int, default=32000)
+    ap.add_argument("--step-steps", type=int, default=30)
+    ap.add_argument("--step-warmup", type=int, default=5)
+    ap.add_argument("--step-loss-runs", type=int, default=50)
     args = ap.parse_args()
 
     t_start = time.time()
+    deadline = t_start + args.budget_s
     device = "cpu" if args.emulate else "cuda"
     log(f"torch {torch.__version__}, python {sys.version.split()[0]}, device {device}")
     if device == "cuda":
@@ -768,7 +908,7 @@ def main():
             "driver >= 580.")
         return 2
     stream = torch.cuda.current_stream().cuda_stream if device == "cuda" else None
-    report = {"device": device, "torch": torch.__version__}
+    report = {"device": device, "torch": torch.__version__, "timing_smoke": args.timing_smoke}
 
     def save():  # after every phase, so that a run cut short still leaves its numbers
         report["seconds"] = time.time() - t_start
@@ -777,51 +917,88 @@ def main():
             with open(os.path.join(args.out, "results.json"), "w") as f:
                 json.dump(report, f, indent=1, default=str)
 
+    if args.plans:
+        print_plans(lib, TIMING_CASES + RULE_CASES, log)
+        return 0
     passed = failed = 0
+    pass_totals = []
     if not args.skip_checks:
-        log("== checks against the float64 reference")
         only = {int(i) for i in args.only.split(",")} if args.only else None
-        checks, passed, failed = run_checks(lib, device, stream, args.emulate and not args.gpu_cases, only)
-        report["checks"] = checks
-        report["checks_passed"], report["checks_failed"] = passed, failed
-        save()
+        report["checks"] = []
+        for check_pass in args.check_passes:
+            checks, p_ok, p_bad = run_checks(lib, device, stream, args.emulate and not args.gpu_cases, only,
+                                             check_pass)
+            passed += p_ok
+            failed += p_bad
+            pass_totals.append(f"{check_pass[0]} {p_ok}/{p_ok + p_bad}")
+            report["checks"].extend(checks)
+            report["checks_passed"], report["checks_failed"] = passed, failed
+            save()
 
     rows = []
-    copy_gbs = None
-    if (device == "cuda" or args.timing_smoke) and not args.skip_timing:
-        log("== timing" + (" (smoke test: tiny sizes)" if args.timing_smoke else ""))
+    smoke = args.timing_smoke
+    if (device == "cuda" or smoke) and not args.skip_timing:
+        log("== timing" + (" (SMOKE TEST: tiny sizes, not measurements)" if smoke else ""))
         try:
-            copy_gbs = copy_bandwidth(device, (64 << 20) if args.timing_smoke else (2 << 30))
+            copy_gbs, copy_ms = copy_bandwidth(device, (64 << 20) if smoke else (2 << 30))
+            rows.append({"section": "copy", "variant": f"device-to-device {'64 MiB' if smoke else '2 GiB'}",
+                         "ms": copy_ms, "gbs": copy_gbs, "pct_copy": 100.0})
         except Exception as e:
-            log(f"copy bandwidth failed: {e}")
-        specs = [
-            {"name": "ce+kd fwd", "dtype": "bf16", "N": 8192, "V": 128256, "eager": True},
-            {"name": "ce+kd fwd", "dtype": "f32", "N": 4096, "V": 32000, "eager": True},
-            {"name": "ce+kd jsd", "dtype": "bf16", "N": 8192, "V": 128256, "div": "jsd"},
-            {"name": "ce+kd fwd, topk-64", "dtype": "bf16", "N": 8192, "V": 128256, "teacher": "topk", "k": 64},
-            {"name": "ce+kd fwd, loss only", "dtype": "bf16", "N": 8192, "V": 128256, "grad": "none"},
-        ]
-        if args.timing_smoke:
-            specs = [dict(sp, N=16, V=1003 if sp["dtype"] == "f32" else 1000) for sp in specs]
+            copy_gbs = None
+            rows.append({"section": "copy", "variant": "device-to-device", "note": short_reason(e)})
+        report["copy_gbs"] = copy_gbs
+        print_plans(lib, TIMING_CASES + RULE_CASES, log)
+        specs = TIMING_CASES
+        if smoke:  # one cluster size besides the rule's, one timed run each
+            specs = [dict(sp, N=16, V=1003 if sp["dtype"] == "f32" else 1000, sizes=sp.get("sizes", ())[:1])
+                     for sp in specs]
+        iters = (0, 1, 0, 1) if smoke else (5, 30, 3, 20)
         for spec in specs:
-            if args.timing_smoke:
-                r = bench_case(lib, stream, spec, copy_gbs, device, iters=(1, 3, 1, 3))
-            else:
-                r = bench_case(lib, stream, spec, copy_gbs, device)
-            log(f"  {spec['name']} {spec['dtype']} {spec['N']}x{spec['V']}: sdvp {fmt(r['sdvp_ms'], '.3f')} ms, "
-                f"torch {fmt(r['torch_ms'], '.3f')} ms, {r['check']}; " + "; ".join(r["notes"]))
-            rows.append(r)
-            report["copy_gbs"] = copy_gbs
+            rows.extend(bench_case(lib, stream, spec, copy_gbs, device, iters, deadline, log))
             report["timing"] = rows
             save()
+
+        log("== train step (LibTorch harness against PyTorch eager and torch.compile)")
+        if time.time() > deadline:
+            log("skipped: the run's time budget is spent")
+        else:
+            built = wait_for_build(args.step_build_status, args.step_build_log, max(10.0, deadline - time.time()), log)
+            step_dir = args.step_dir or os.path.join(args.out or "/tmp", "train-step")
+            batch, vocab = (8, 1000) if smoke else (args.step_batch, args.step_vocab)
+            steps, warmup, loss_runs = (3, 1, 3) if smoke else (args.step_steps, args.step_warmup, args.step_loss_runs)
+            step_rows, raw = train_step_rows(args.step_bin if built else None, step_dir, device, batch, vocab, steps,
+                                             warmup, loss_runs, max(30.0, deadline + 60 - time.time()), log)
+            report["train_step"] = raw
+            rows.extend(step_rows)
+            report["timing"] = rows
+            save()
+
+        log("== the automatic choice's crossover (block against cluster)")
+        rule_specs = RULE_CASES
+        if smoke:
+            rule_specs = [dict(sp, N=8, V=sp["V"] // 64) for sp in rule_specs[:2]]
+        for spec in rule_specs:
+            if time.time() > deadline:
+                log(f"  {spec['name']}: skipped, the run's time budget is spent")
+                continue
+            rows.extend(bench_case(lib, stream, spec, copy_gbs, device, iters, deadline, log))
+        report["timing"] = rows
+        save()
 
     save()
     log(f"\nharness: {report['seconds']:.0f} s")
     if not args.skip_checks:
-        log(f"checks: {passed} passed, {failed} failed")
+        log(f"checks: {passed} passed, {failed} failed ({'; '.join(pass_totals)})")
     if rows:  # the table comes last
-        print_table(rows, copy_gbs)
-    return 0 if failed == 0 and all(r["check"] == "PASS" for r in rows) else 1
+        if copy_gbs:
+            log(f"copy bandwidth (device-to-device, read + write): {copy_gbs:.0f} GB/s; %copy = bytes floor "
+                "(S, T read once, dS written once) / time, against it")
+        prefix = "SMOKE | " if smoke else ""
+        if smoke:
+            log("SMOKE | tiny sizes on the CPU or GPU to test this script: NOT measurements")
+        log("\n".join(format_table(rows, prefix)))
+    kernel_ok = all(r.get("check", "PASS") == "PASS" for r in rows if r.get("check"))
+    return 0 if failed == 0 and kernel_ok else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@
 
 namespace {
 
+// The row-kernel plan of the last sdvp_gpu_distill_loss call (the harness's tables name it).
+sdvp::DistillLossCudaPlan last_plan{sdvp::CudaRowKernel::kBlock, 1, 0, 0, "no call yet"};
+
 sdvp::DistillLossSpec make_spec(int64_t rows, int64_t vocab, int32_t dtype, int32_t teacher_kind,
                                 int64_t topk) {
   sdvp::DistillLossSpec spec;
@@ -65,6 +68,7 @@ int sdvp_gpu_distill_loss(int64_t rows, int64_t vocab, int32_t dtype, const void
   spec.stats_ce = stats_ce;
   spec.stats_kd = stats_kd;
   spec.stats_argmax = stats_argmax;
+  last_plan = sdvp::distill_loss_cuda_plan(spec);
   return sdvp::distill_loss_cuda(spec, static_cast<sdvp::DistillLossDeviceResult*>(result),
                                  workspace, stream);
 }
@@ -85,6 +89,47 @@ void sdvp_gpu_result_layout(int64_t* out7) {
   out7[4] = offsetof(R, bad_row);
   out7[5] = offsetof(R, bad_value);
   out7[6] = offsetof(R, valid_rows);
+}
+
+// Sets the row-kernel choice for later calls: choice 0 auto, 1 block, 2 cluster; cluster_size 0 (by
+// the rule) or 1..16; stage_bytes 0 (the default) or the most bytes of S and T one block stages.
+// Returns 0, or -1 for an unknown choice or size.
+int sdvp_gpu_set_row_kernel(int32_t choice, int32_t cluster_size, int64_t stage_bytes) {
+  return sdvp::distill_loss_cuda_set_row_kernel(static_cast<sdvp::CudaRowKernel>(choice),
+                                                cluster_size, stage_bytes)
+             ? 0
+             : -1;
+}
+
+// The last call's plan: out4 = kernel (1 block, 2 cluster), cluster size, threads, shared memory
+// bytes per block; returns the reason.
+const char* sdvp_gpu_last_plan(int64_t* out4) {
+  out4[0] = static_cast<int64_t>(last_plan.kernel);
+  out4[1] = last_plan.cluster_size;
+  out4[2] = last_plan.threads;
+  out4[3] = last_plan.smem_bytes;
+  return last_plan.reason;
+}
+
+// The plan a call of this shape would get on the current device (16-byte aligned buffers; nothing
+// is read or launched): out4 as sdvp_gpu_last_plan; returns the reason.
+const char* sdvp_gpu_plan(int64_t rows, int64_t vocab, int32_t dtype, int32_t teacher_kind,
+                          int64_t topk, int32_t with_grad, int64_t* out4) {
+  sdvp::DistillLossSpec spec = make_spec(rows, vocab, dtype, teacher_kind, topk);
+  alignas(16) static const unsigned char placeholder[16] = {};  // an address, never dereferenced
+  spec.student = placeholder;
+  spec.teacher_logits = placeholder;
+  static int32_t indices_placeholder;
+  static float logprobs_placeholder;
+  spec.topk_indices = &indices_placeholder;
+  spec.topk_logprobs = &logprobs_placeholder;
+  spec.grad = with_grad ? const_cast<unsigned char*>(placeholder) : nullptr;
+  const sdvp::DistillLossCudaPlan plan = sdvp::distill_loss_cuda_plan(spec);
+  out4[0] = static_cast<int64_t>(plan.kernel);
+  out4[1] = plan.cluster_size;
+  out4[2] = plan.threads;
+  out4[3] = plan.smem_bytes;
+  return plan.reason;
 }
 
 int sdvp_gpu_device_count() { return sdvp::cuda_device_count(); }

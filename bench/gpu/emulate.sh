@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs the GPU harness's checks on the CPU: the CUDA kernels compiled as C++ against bench/gpu/emu
-# (one OS thread per CUDA thread), the same float64 reference. Needs g++ (C++20) and a CPU PyTorch;
-# no GPU, no nvcc. Use it before a GPU run: a logic error shows up here in about a minute.
-#   bash bench/gpu/emulate.sh [--only 3,7]
+# (one OS thread per CUDA thread, two running at a time; SDVP_EMU_THREADS changes that), the same
+# float64 reference, with the block row kernel and the cluster row kernel (split across 1 to 16
+# blocks by small staging budgets). Needs g++ (C++20) and a CPU PyTorch; no GPU, no nvcc. Use it
+# before a GPU run. Options go to check_and_time.py, e.g.
+#   bash bench/gpu/emulate.sh --check-passes cluster@4096 --only 3,7
+#   bash bench/gpu/emulate.sh --timing-smoke --check-passes block   (the timing code, tiny sizes)
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1

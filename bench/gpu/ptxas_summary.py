@@ -11,15 +11,17 @@ ENUMS = {
 
 
 def short_name(mangled: str) -> str:
-    """distill_rows_kernel<bf16, dense, fwd-kl> from the mangled name; other kernels by their base name."""
-    if "distill_rows_kernel" in mangled:
+    """rows<bf16, dense, fwd-kl> (cluster<...>) from the mangled name of the block (cluster) row kernel;
+    other kernels by their base name."""
+    family = "rows" if "distill_rows_kernel" in mangled else "cluster" if "distill_cluster_kernel" in mangled else None
+    if family:
         parts = []
         for key, names in ENUMS.items():
             m = re.search(r"NS_\d*" + key + r"(\d)E|N\d*sdvp\d*" + key + r"(\d)E|" + key + r"(\d)E", mangled)
             if m:
                 digit = next(g for g in m.groups() if g is not None)
                 parts.append(names.get(digit, digit))
-        return "rows<" + ", ".join(parts) + ">"
+        return family + "<" + ", ".join(parts) + ">"
     try:
         demangled = subprocess.run(["c++filt", mangled], capture_output=True, text=True, check=False).stdout.strip()
     except OSError:

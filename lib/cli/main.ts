@@ -24,6 +24,51 @@ const commands: CommandEntry[] = [
     load: () => require('./decompose-command').decomposeCommand,
   },
   {
+    words: ['run'],
+    summary: 'run one VisProg or ViperGPT program (ViperGPT in a Python sandbox) and print its trace',
+    load: () => require('./run-command').runCommand,
+  },
+  {
+    words: ['data'],
+    summary: 'build the digit-scene benchmark (sdvp data digits --out DIR)',
+    load: () => require('./data-command').dataCommand,
+  },
+  {
+    words: ['instances'],
+    summary: "run a dataset's programs and write their sub-task instances",
+    load: () => require('./instances-command').instancesCommand,
+  },
+  {
+    words: ['teachers'],
+    summary: 'train the built-in teachers, label instances into a store, export labels',
+    load: () => require('./teachers-command').teachersCommand,
+  },
+  {
+    words: ['distill'],
+    summary: 'run stepwise distillation (SDVP) from a config, or resume a stopped run',
+    load: () => require('./distill-command').distillCommand,
+  },
+  {
+    words: ['eval'],
+    summary: 'evaluate a student checkpoint or the teachers on a dataset split',
+    load: () => require('./eval-command').evalCommand,
+  },
+  {
+    words: ['demo'],
+    summary: 'the main job: SDVP end to end on the digit benchmark, with the results table',
+    load: () => require('./demo-command').demoCommand,
+  },
+  {
+    words: ['build'],
+    summary: 'rebuild the native addon in the installed package (CMake: CUDA, LibTorch; else node-gyp)',
+    load: () => require('./build-command').buildCommand,
+  },
+  {
+    words: ['doctor'],
+    summary: 'show what this machine and the addon have, and the commands that add what is missing',
+    load: () => require('./doctor-command').doctorCommand,
+  },
+  {
     words: ['capabilities'],
     summary: 'print what the native addon was built with (SIMD target, CUDA, LibTorch)',
     load: () => require('./capabilities-command').capabilitiesCommand,
@@ -56,6 +101,11 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (error: unknown) => {
+      if (error instanceof SdvpError && error.code === 'ERR_SDVP_USAGE') {
+        process.stderr.write(`sdvp: ${error.message} [${error.code}]\n`);
+        process.exitCode = 2;
+        return;
+      }
       if (error instanceof SdvpError) {
         process.stderr.write(`sdvp: ${error.message} [${error.code}]\n`);
         if (error.fix) process.stderr.write(`To fix: ${error.fix}\n`);

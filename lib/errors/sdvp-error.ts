@@ -27,6 +27,9 @@ export type SdvpErrorCode =
   | 'ERR_SDVP_DIST_TIMEOUT' // ranks did not arrive, or a collective ran out of time, with no peer to blame
   | 'ERR_SDVP_DIST_PEER' // a collective failed because of another rank (named in the message)
   | 'ERR_SDVP_DIST_WORKER' // a launched worker process failed
+  | 'ERR_SDVP_TEACHER' // a teacher failed, answered malformed output, or the wrong number of outputs
+  | 'ERR_SDVP_STORE' // a label store is not an sdvp store, is corrupt, or holds stale labels
+  | 'ERR_SDVP_CONFIG' // a run configuration is invalid or does not match the run it resumes
   | 'ERR_SDVP_USAGE'; // a CLI command was called wrongly
 
 export interface SdvpErrorDetails {

@@ -7,11 +7,13 @@ import { checkDevice } from './load-model';
 import { Model } from './model';
 import { toSdvpError, torchBinding } from './torch-runtime';
 
-export type ArchitectureName = 'tiny-vlm' | 'cnn-classifier' | 'grid-detector';
+export type ArchitectureName = 'tiny-vlm' | 'transformer-vlm' | 'cnn-classifier' | 'grid-detector';
 
 interface CommonConfig {
   /** Widths of the convolutional encoder's 3×3 layers (the first keeps the resolution, the others halve it). */
   channels?: number[];
+  /** Stride of each convolution (same length as channels). Default: 1 for the first, 2 for the others. */
+  strides?: number[];
   /** The image side the model is meant for (recorded; any size runs). Default 32. */
   imageSize?: number;
   /** Seed of the parameter initialisation. Default 0. */
@@ -35,6 +37,20 @@ export interface TinyVlmConfig extends CommonConfig {
   maxTokens?: number;
 }
 
+/**
+ * The transformer student: convolutional patch embeddings pooled to gridSize² cells, the question's tokens and
+ * a summary token through pre-norm transformer blocks. answer(images, tokens) → [B, A] from the summary token;
+ * ground(images, tokens) → [B, gridSize² + 1]: each cell's match with the summary, then a "nothing matches" score.
+ */
+export interface TransformerVlmConfig extends Omit<TinyVlmConfig, 'hidden'> {
+  /** Width of each block's MLP. Default 128. */
+  hidden?: number;
+  /** Transformer blocks. Default 2. */
+  layers?: number;
+  /** Attention heads per block (divides dim). Default 4. */
+  heads?: number;
+}
+
 /** A teacher for image crops: forward(images) → [B, labels]. */
 export interface CnnClassifierConfig extends CommonConfig {
   labels?: string[];
@@ -42,7 +58,11 @@ export interface CnnClassifierConfig extends CommonConfig {
   hidden?: number;
 }
 
-/** A teacher for localisation: detect(images) → [B, gridSize²], detect_classes → [B, labels, gridSize²]. */
+/**
+ * A teacher for localisation: detect(images) → [B, gridSize²], detect_classes → [B, labels, gridSize²], and
+ * locate(images, query) → [B, gridSize² + 1] for query 0 (any object) or 1 + a label index: per-cell scores and
+ * a "nothing matches" score, the grounding layout the students use.
+ */
 export interface GridDetectorConfig extends CommonConfig {
   labels?: string[];
   /** Width of the per-cell hidden layer. Default 64. */
@@ -53,6 +73,7 @@ export interface GridDetectorConfig extends CommonConfig {
 
 export interface ArchitectureConfigs {
   'tiny-vlm': TinyVlmConfig;
+  'transformer-vlm': TransformerVlmConfig;
   'cnn-classifier': CnnClassifierConfig;
   'grid-detector': GridDetectorConfig;
 }
@@ -85,21 +106,25 @@ export const DEFAULT_ANSWER_VOCAB: readonly string[] = [
 /** The default labels of the teachers (digit classes). */
 export const DEFAULT_LABELS: readonly string[] = DIGITS;
 
+const TINY_VLM_FIELDS = [
+  'channels',
+  'strides',
+  'imageSize',
+  'seed',
+  'device',
+  'tokenVocab',
+  'answerVocab',
+  'dim',
+  'hidden',
+  'gridSize',
+  'maxTokens',
+];
+
 const FIELDS: Record<ArchitectureName, string[]> = {
-  'tiny-vlm': [
-    'channels',
-    'imageSize',
-    'seed',
-    'device',
-    'tokenVocab',
-    'answerVocab',
-    'dim',
-    'hidden',
-    'gridSize',
-    'maxTokens',
-  ],
-  'cnn-classifier': ['channels', 'imageSize', 'seed', 'device', 'labels', 'hidden'],
-  'grid-detector': ['channels', 'imageSize', 'seed', 'device', 'labels', 'hidden', 'gridSize'],
+  'tiny-vlm': TINY_VLM_FIELDS,
+  'transformer-vlm': [...TINY_VLM_FIELDS, 'layers', 'heads'],
+  'cnn-classifier': ['channels', 'strides', 'imageSize', 'seed', 'device', 'labels', 'hidden'],
+  'grid-detector': ['channels', 'strides', 'imageSize', 'seed', 'device', 'labels', 'hidden', 'gridSize'],
 };
 
 function size(field: string, value: unknown, fallback: number, max: number): number {
@@ -147,7 +172,7 @@ export function architectureConfig<A extends ArchitectureName>(
     throw argError(
       'ERR_SDVP_OPTION',
       'architecture',
-      "'tiny-vlm', 'cnn-classifier' or 'grid-detector'",
+      "'tiny-vlm', 'transformer-vlm', 'cnn-classifier' or 'grid-detector'",
       architecture,
     );
   }
@@ -163,7 +188,7 @@ export function architectureConfig<A extends ArchitectureName>(
       );
     }
   }
-  const c = config as TinyVlmConfig & CnnClassifierConfig & GridDetectorConfig;
+  const c = config as TransformerVlmConfig & CnnClassifierConfig & GridDetectorConfig;
   let channels = [16, 32, 64];
   if (c.channels !== undefined) {
     if (!Array.isArray(c.channels) || c.channels.length === 0 || c.channels.length > 8) {
@@ -171,13 +196,26 @@ export function architectureConfig<A extends ArchitectureName>(
     }
     channels = c.channels.map((width, i) => size(`config.channels[${i}]`, width, 1, 4096));
   }
+  let strides: number[] = channels.map((_, i) => (i === 0 ? 1 : 2));
+  if (c.strides !== undefined) {
+    if (!Array.isArray(c.strides) || c.strides.length !== channels.length) {
+      throw argError(
+        'ERR_SDVP_ARG',
+        'config.strides',
+        `an array of ${channels.length} strides (one per convolution)`,
+        c.strides,
+      );
+    }
+    strides = c.strides.map((stride, i) => size(`config.strides[${i}]`, stride, 1, 8));
+  }
   const common = {
     channels,
+    strides,
     imageSize: size('config.imageSize', c.imageSize, 32, 4096),
     seed: seedOf(c.seed),
     device: checkDevice(c.device, 'config.device'),
   };
-  if (architecture === 'tiny-vlm') {
+  if (architecture === 'tiny-vlm' || architecture === 'transformer-vlm') {
     const tokenVocab = strings('config.tokenVocab', c.tokenVocab, DEFAULT_TOKEN_VOCAB);
     if (tokenVocab[0] !== '<pad>' || tokenVocab.length < 2) {
       throw argError(
@@ -187,7 +225,7 @@ export function architectureConfig<A extends ArchitectureName>(
         tokenVocab[0],
       );
     }
-    return {
+    const student = {
       ...common,
       tokenVocab,
       answerVocab: strings('config.answerVocab', c.answerVocab, DEFAULT_ANSWER_VOCAB),
@@ -195,7 +233,15 @@ export function architectureConfig<A extends ArchitectureName>(
       hidden: size('config.hidden', c.hidden, 128, 8192),
       gridSize: size('config.gridSize', c.gridSize, 4, 64),
       maxTokens: size('config.maxTokens', c.maxTokens, 16, 4096),
-    } as unknown as Required<ArchitectureConfigs[A]>;
+    };
+    if (architecture === 'tiny-vlm') return student as unknown as Required<ArchitectureConfigs[A]>;
+    const heads = size('config.heads', c.heads, 4, 64);
+    if (student.dim % heads !== 0) {
+      throw argError('ERR_SDVP_RANGE', 'config.heads', `a divisor of dim (${student.dim})`, heads);
+    }
+    return { ...student, layers: size('config.layers', c.layers, 2, 32), heads } as unknown as Required<
+      ArchitectureConfigs[A]
+    >;
   }
   const teacher = {
     ...common,
@@ -219,17 +265,20 @@ export async function createModel<A extends ArchitectureName>(
   config: ArchitectureConfigs[A] = {},
 ): Promise<Model> {
   const full = architectureConfig(architecture, config) as unknown as Required<
-    TinyVlmConfig & CnnClassifierConfig & GridDetectorConfig
+    TransformerVlmConfig & CnnClassifierConfig & GridDetectorConfig
   >;
   const { device, ...recorded } = full;
   const native: NativeArchitectureConfig = {
     architecture,
     channels: full.channels,
+    strides: full.strides,
     imageSize: full.imageSize,
     dim: full.dim ?? 0,
     hidden: full.hidden,
     gridSize: full.gridSize ?? 1,
     maxTokens: full.maxTokens ?? 1,
+    layers: full.layers ?? 1,
+    heads: full.heads ?? 1,
     tokenVocab: full.tokenVocab ?? [],
     answerVocab: full.answerVocab ?? [],
     labels: full.labels ?? [],

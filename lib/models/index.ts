@@ -24,9 +24,21 @@ export type {
   CnnClassifierConfig,
   GridDetectorConfig,
   TinyVlmConfig,
+  TransformerVlmConfig,
 } from './create-model';
 export type { AdamWOptions, LrSchedule, OptimizerOptions, ParamGroup, SgdOptions } from './optimizer-options';
 export type { NamePattern } from './name-patterns';
 export { isTensor, tensor } from './tensors';
 export type { ModelValue, OutputTensor, Tensor, TensorData, TensorDType } from './tensors';
 export { getThreads, setGraphOptimization, setThreads, torchAvailable } from './torch-runtime';
+export { WordTokenizer, splitWords } from './tokenizer';
+export {
+  DEFAULT_BOX_SCALE,
+  type GridLayout,
+  type GroundingRuleOptions,
+  boxesFromGrid,
+  gridTargetFromBoxes,
+  groundingWidth,
+  layoutFromWidth,
+} from './grounding';
+export { writeImageRegion } from './image-tensor';

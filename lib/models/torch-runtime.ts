@@ -1,11 +1,10 @@
 // Access to the addon's LibTorch runtime, with ERR_SDVP_NO_TORCH when the build lacks it, and the
 // process-wide runtime settings (threads, graph optimisation).
 
+import { FIX } from '../build/fix-commands';
 import { SdvpError, argError } from '../errors/sdvp-error';
 import { loadNative } from '../native/load-native';
 import type { NativeTorchBinding } from '../native/native-torch-binding';
-
-const NO_TORCH_FIX = 'apt-get install -y libtorch-dev && npm run build:native';
 
 /** The LibTorch part of the addon; throws ERR_SDVP_NO_TORCH when the addon was built without it. */
 export function torchBinding(): NativeTorchBinding {
@@ -14,9 +13,9 @@ export function torchBinding(): NativeTorchBinding {
     throw new SdvpError(
       'ERR_SDVP_NO_TORCH',
       'This sdvp build has no LibTorch runtime, so models cannot be loaded, created or trained. ' +
-        `Install LibTorch and rebuild the addon: ${NO_TORCH_FIX} (CMake finds LibTorch with find_package(Torch); ` +
-        'SDVP_TORCH=OFF or a node-gyp build leaves it out).',
-      { fix: NO_TORCH_FIX },
+        `Install LibTorch and rebuild the addon: ${FIX.addTorch} (CMake finds LibTorch with find_package(Torch); ` +
+        'for a LibTorch elsewhere add --torch-prefix DIR; npx sdvp doctor shows what this machine has).',
+      { fix: FIX.addTorch },
     );
   }
   return binding as NativeTorchBinding;
@@ -73,4 +72,14 @@ export function getThreads(): number {
 export function setGraphOptimization(enabled: boolean): void {
   if (typeof enabled !== 'boolean') throw argError('ERR_SDVP_ARG', 'enabled', 'a boolean', enabled);
   torchBinding().torchSetGraphOptimization(enabled);
+}
+
+/**
+ * The LibTorch thread count commands use: $SDVP_THREADS when set (a positive integer), else every core.
+ * On a machine other work keeps busy, one thread avoids OpenMP teams waiting on descheduled members.
+ */
+export function defaultThreads(): number {
+  const fromEnvironment = Number(process.env.SDVP_THREADS);
+  if (Number.isSafeInteger(fromEnvironment) && fromEnvironment > 0) return fromEnvironment;
+  return require('node:os').availableParallelism();
 }

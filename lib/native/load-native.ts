@@ -3,10 +3,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FIX } from '../build/fix-commands';
 import { SdvpError } from '../errors/sdvp-error';
 import type { NativeBinding } from './native-binding';
 
 let cached: NativeBinding | undefined;
+let cachedPath: string | undefined;
 
 /** The package root (the folder holding package.json), found from this file in lib/ or dist/lib/. */
 export function packageRoot(): string {
@@ -23,8 +25,8 @@ export function packageRoot(): string {
 export function candidatePaths(): string[] {
   const root = packageRoot();
   return [
-    path.join(root, 'build-cmake', 'Release', 'sdvp.node'), // npm run build:native (cmake-js)
-    path.join(root, 'build', 'Release', 'sdvp.node'), // npm run build:gyp (node-gyp)
+    path.join(root, 'build-cmake', 'Release', 'sdvp.node'), // the CMake build (sdvp build, the install step)
+    path.join(root, 'build', 'Release', 'sdvp.node'), // the node-gyp build (CPU kernels only)
   ];
 }
 
@@ -40,10 +42,14 @@ export interface LoadNativeOptions {
 export function loadNative(options: LoadNativeOptions = {}): NativeBinding {
   if (options.native !== undefined && typeof options.native !== 'string') {
     cached = options.native;
+    cachedPath = undefined;
     return cached;
   }
   if (cached && options.native === undefined) return cached;
   const explicit = options.native ?? process.env.SDVP_NATIVE;
+  // LibTorch runs its own OpenMP team; an OpenMP-threaded OpenBLAS inside it oversubscribes the cores (seen: a
+  // 30 ms train step took 6 s on a busy two-core machine). OpenBLAS reads this when the addon loads it.
+  process.env.OPENBLAS_NUM_THREADS ??= '1';
   const candidates = explicit ? [path.resolve(explicit)] : candidatePaths();
   const failures: string[] = [];
   for (const candidate of candidates) {
@@ -54,6 +60,7 @@ export function loadNative(options: LoadNativeOptions = {}): NativeBinding {
     try {
       const binding = require(candidate) as NativeBinding;
       cached = binding;
+      cachedPath = candidate;
       return binding;
     } catch (error) {
       failures.push(
@@ -61,23 +68,29 @@ export function loadNative(options: LoadNativeOptions = {}): NativeBinding {
       );
     }
   }
-  const fix = 'npm run build:native   (CMake: kernels, CUDA when nvcc is found, LibTorch when installed)';
   throw new SdvpError(
     'ERR_SDVP_NATIVE_LOAD',
     [
       'The sdvp native addon could not be loaded. Tried:',
       ...failures,
-      'To fix, build it from the package folder with one of:',
-      `  ${fix}`,
-      '  npm run build:gyp      (node-gyp: CPU kernels only, no CMake needed)',
-      '  bash scripts/setup.sh  (installs the system packages first, then builds)',
+      'To fix, from your project (or the sdvp folder):',
+      `  ${FIX.rebuild}          (rebuilds it in the installed package: CMake with CUDA and LibTorch when found, else node-gyp)`,
+      `  ${FIX.everything}`,
+      '                          (Debian/Ubuntu, as root: the compiler, CMake, Highway and LibTorch first)',
+      '  npx sdvp doctor         (what this machine has and what is missing)',
       'or point SDVP_NATIVE at a built sdvp.node.',
     ].join('\n'),
-    { fix },
+    { fix: FIX.rebuild },
   );
+}
+
+/** The file the loaded binding came from (undefined before loading, or for a module passed in). */
+export function loadedNativePath(): string | undefined {
+  return cached ? cachedPath : undefined;
 }
 
 /** Forgets the loaded binding (tests use this to exercise the loader). */
 export function resetNativeForTests(): void {
   cached = undefined;
+  cachedPath = undefined;
 }

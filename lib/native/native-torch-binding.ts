@@ -50,11 +50,15 @@ export interface NativeOptimizerConfig {
 export interface NativeArchitectureConfig {
   architecture: string;
   channels: number[];
+  strides: number[];
   imageSize: number;
   dim: number;
   hidden: number;
   gridSize: number;
   maxTokens: number;
+  /** transformer-vlm only (1 otherwise). */
+  layers: number;
+  heads: number;
   tokenVocab: string[];
   answerVocab: string[];
   labels: string[];

@@ -21,6 +21,12 @@ export type DiagnosticCode =
   | 'unfilled-template' // a `{slot}` left from a prompt template, with no value given for it
   | 'missing-entry-point' // a ViperGPT program without `def execute_command(...)`
   | 'nesting-too-deep' // expressions nested too deeply to analyse (thousands of levels)
+  | 'unsupported' // a ViperGPT program uses Python outside the sandboxed subset (class, try, print, ...)
+  | 'forbidden' // a ViperGPT program reaches for something the sandbox refuses (imports, dunders, eval, open)
+  | 'python-error' // a ViperGPT run raised a Python exception (IndexError, ZeroDivisionError, ...)
+  | 'limit' // a ViperGPT run reached a sandbox limit (steps, time, while bound, recursion, size)
+  | 'module-error' // a module implementation failed or returned the wrong kind of value
+  | 'step-failed' // a VisProg step failed when the program ran (sdvp run)
   | 'internal'; // a defect in sdvp itself, reported rather than thrown
 
 /** One finding about a program, located at a 1-based line and column of its source. */

@@ -86,6 +86,34 @@ export type { ProgramTrace, StepTrace } from './trace';
 export { type ViperTraceImport, type ViperTraceImportOptions, importViperTrace } from './trace-import';
 export { DEFAULT_VIPER_INPUTS, type ViperParseOptions, parseViperProgram } from './viper-parser';
 export {
+  type ImagePatch,
+  type PatchCoordinates,
+  VIPER_CROP_MARGIN,
+  patchPixelBox,
+  pixelBoxToPatchCoordinates,
+  sourceBoxInImage,
+} from './image-patch';
+export { type PythonSyntaxError, pythonSyntaxError } from './python-syntax';
+export { type CompiledViperProgram, type ViperCompileOptions, compileViperProgram } from './viper-compile';
+export {
+  type ViperInterpreterOptions,
+  type ViperJob,
+  type ViperRunOptions,
+  type ViperRunTrace,
+  ViperInterpreter,
+  runViperProgram,
+} from './viper-interpreter';
+export {
+  VIPER_MODULE_NAMES,
+  type ViperModuleContext,
+  type ViperModuleImplementation,
+  type ViperModuleName,
+  type ViperModules,
+} from './viper-modules';
+export { DEFAULT_VIPER_LIMITS, type ViperLimits } from './viper-runtime';
+export { STUB_LLM_ANSWER, createStubViperModules } from './viper-stub-modules';
+export { type ViperVideo, createVideo } from './video-segment';
+export {
   DEFAULT_VISPROG_INPUTS,
   VISPROG_LOC_REGIONS,
   type VisProgParseOptions,

@@ -12,6 +12,7 @@ import {
 } from './eval-expression';
 import { type Box, type RasterImage, cropImage, isRasterImage } from './image';
 import { type ModuleRegistry, type ValueType, defaultModuleRegistry } from './module-registry';
+import { runConcurrently } from './run-concurrently';
 import type { LiteralValue, Step, StepGraph } from './step-graph';
 import type { ProgramTrace, StepTrace } from './trace';
 import { parseVisProgProgram } from './visprog-parser';
@@ -248,25 +249,9 @@ export class VisProgInterpreter {
     jobs: Iterable<VisProgJob>,
     options: { concurrency?: number; signal?: AbortSignal } = {},
   ): Promise<ProgramTrace[]> {
-    const list = [...jobs];
-    const concurrency = options.concurrency ?? 4;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw argError('ERR_SDVP_RANGE', 'options.concurrency', 'a positive integer', concurrency);
-    }
-    const results = new Array<ProgramTrace>(list.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < list.length) {
-        const index = next++;
-        const job = list[index];
-        results[index] = await this.run(job.program, job.inputs, {
-          programId: job.programId,
-          signal: options.signal,
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
-    return results;
+    return runConcurrently(jobs, options.concurrency ?? 4, (job) =>
+      this.run(job.program, job.inputs, { programId: job.programId, signal: options.signal }),
+    );
   }
 
   /** Error diagnostics: those on a step's line block that step; those elsewhere block the run at their line. */

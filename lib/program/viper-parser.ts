@@ -1,6 +1,6 @@
 // The ViperGPT parser: `def execute_command(...)` Python, read with the @lezer/python grammar, into a step graph of API calls.
 
-import type { SyntaxNode } from '@lezer/common';
+import type { SyntaxNode, Tree } from '@lezer/common';
 import { parser as pythonParser } from '@lezer/python';
 import { argError } from '../errors/sdvp-error';
 import { type Diagnostic, closestName, makeDiagnostic, sortDiagnostics } from './diagnostics';
@@ -10,7 +10,9 @@ import {
   type ModuleSpec,
   defaultModuleRegistry,
 } from './module-registry';
+import { type ArgumentGroup, argumentGroups } from './python-call-arguments';
 import { decodePythonString, parsePythonNumber } from './python-literals';
+import { LineIndex, pythonSyntaxError } from './python-syntax';
 import type { ControlContext, ControlKind, LiteralValue, Step, StepArgument, StepGraph } from './step-graph';
 
 export interface ViperParseOptions {
@@ -130,16 +132,6 @@ const MUTATING_METHODS = new Set([
   'setdefault',
 ]);
 
-const BLOCK_STATEMENTS: Record<string, string> = {
-  IfStatement: 'if',
-  WhileStatement: 'while',
-  ForStatement: 'for',
-  FunctionDefinition: 'def',
-  ClassDefinition: 'class',
-  TryStatement: 'try',
-  WithStatement: 'with',
-};
-
 const REPEATING: ReadonlySet<ControlKind> = new Set<ControlKind>(['for', 'while', 'comprehension', 'lambda']);
 
 const COMPREHENSIONS = new Set([
@@ -213,41 +205,6 @@ interface NameUse {
   definedAtUse: boolean;
 }
 
-interface ArgumentGroup {
-  nodes: SyntaxNode[];
-  keyword: string | null;
-  keywordNode: SyntaxNode | null;
-  splat: boolean;
-  generator: boolean;
-}
-
-/** Maps source offsets to 1-based line and column. */
-class LineIndex {
-  readonly starts: number[] = [0];
-
-  constructor(text: string) {
-    for (let i = 0; i < text.length; i++) {
-      const code = text.charCodeAt(i);
-      if (code === 10) this.starts.push(i + 1);
-      else if (code === 13) {
-        if (text.charCodeAt(i + 1) === 10) i++;
-        this.starts.push(i + 1);
-      }
-    }
-  }
-
-  position(offset: number): { line: number; column: number } {
-    let low = 0;
-    let high = this.starts.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >> 1;
-      if (this.starts[middle] <= offset) low = middle;
-      else high = middle - 1;
-    }
-    return { line: low + 1, column: offset - this.starts[low] + 1 };
-  }
-}
-
 class ViperAnalyzer {
   readonly steps: Step[] = [];
   readonly diagnostics: Diagnostic[] = [];
@@ -268,10 +225,12 @@ class ViperAnalyzer {
 
   constructor(
     readonly source: string,
+    readonly tree: Tree,
     readonly registry: ModuleRegistry,
     readonly options: ViperParseOptions,
+    lines: LineIndex,
   ) {
-    this.#lines = new LineIndex(source);
+    this.#lines = lines;
     this.#scope = new Scope('module', null);
     this.#known = options.globals?.length ? new Set([...KNOWN_GLOBALS, ...options.globals]) : KNOWN_GLOBALS;
   }
@@ -303,8 +262,8 @@ class ViperAnalyzer {
   // ---- whole program ----
 
   analyze(): void {
-    const tree = pythonParser.parse(this.source);
-    this.#reportSyntaxErrors(tree.topNode);
+    const tree = this.tree;
+    this.#reportSyntaxError(tree);
     const entryName = this.options.entryPoint ?? 'execute_command';
     const statements = childrenOf(tree.topNode);
     const entry = statements.find((statement) => this.#functionName(statement) === entryName);
@@ -362,36 +321,12 @@ class ViperAnalyzer {
     this.#orderScope = outerOrder;
   }
 
-  #reportSyntaxErrors(top: SyntaxNode): void {
-    const reportedLines = new Set<number>();
-    const cursor = top.cursor();
-    do {
-      if (!cursor.type.isError) continue;
-      const node = cursor.node;
-      const { line } = this.position(node.from);
-      if (reportedLines.has(line)) continue;
-      reportedLines.add(line);
-      this.report('error', 'syntax', node.from, this.#syntaxMessage(node));
-    } while (cursor.next());
-  }
-
-  #syntaxMessage(node: SyntaxNode): string {
-    const text = this.text(node).trim();
-    const parent = node.parent;
-    const keyword = parent ? BLOCK_STATEMENTS[parent.name] : undefined;
-    if (keyword && text === '') {
-      const hasBodyAfter = childrenOf(parent!).some(
-        (child) => child.name === 'Body' && child.from >= node.from,
-      );
-      if (!hasBodyAfter) return `Python syntax error: expected ':' at the end of the '${keyword}' line`;
+  /** One syntax error, where CPython reports it (an unclosed bracket at the bracket, not where parsing gave up). */
+  #reportSyntaxError(tree: Tree): void {
+    const error = pythonSyntaxError(this.source, tree, this.#lines);
+    if (error && this.#silent === 0) {
+      this.diagnostics.push(makeDiagnostic('error', 'syntax', error.line, error.column, error.message));
     }
-    if (text === '') {
-      return node.from >= this.source.trimEnd().length
-        ? 'Python syntax error: the program ends in the middle of a statement'
-        : 'Python syntax error: unexpected end of line';
-    }
-    const shown = text.length > 24 ? `${text.slice(0, 24)}...` : text;
-    return `Python syntax error: unexpected '${shown.replace(/\s+/g, ' ')}'`;
   }
 
   #checkNames(): void {
@@ -1001,33 +936,6 @@ class ViperAnalyzer {
     return last?.name === 'PropertyName' ? last.from : (callee?.from ?? call.from);
   }
 
-  #argumentGroups(argList: SyntaxNode | null): ArgumentGroup[] {
-    const groups: ArgumentGroup[] = [];
-    if (!argList) return groups;
-    let current: SyntaxNode[] = [];
-    const flush = () => {
-      if (current.length === 0) return;
-      const isKeyword =
-        current.length >= 3 && current[0].name === 'VariableName' && current[1].name === 'AssignOp';
-      groups.push({
-        nodes: isKeyword ? current.slice(2) : current,
-        keyword: isKeyword ? this.text(current[0]) : null,
-        keywordNode: isKeyword ? current[0] : null,
-        splat: current[0].name === '*' || current[0].name === '**',
-        generator: current.some((node) => node.name === 'for'),
-      });
-      current = [];
-    };
-    for (let child = argList.firstChild; child; child = child.nextSibling) {
-      if (child.name === '(' || child.name === ')' || child.name === 'Comment' || child.type.isError)
-        continue;
-      if (child.name === ',') flush();
-      else current.push(child);
-    }
-    flush();
-    return groups;
-  }
-
   #argumentValue(group: ArgumentGroup, lambdaFlows: Flow): Flow {
     if (group.generator) return this.#comprehension(group.nodes, group.nodes[0]);
     const nodes = group.splat ? group.nodes.slice(1) : group.nodes;
@@ -1068,7 +976,7 @@ class ViperAnalyzer {
       receiverFlow = this.#expression(callee);
       nameNode = callee;
     }
-    const groups = this.#argumentGroups(argList);
+    const groups = argumentGroups(argList, this.source);
     // Arguments first, then lambdas: a lambda's parameters receive the elements of what the call walks
     // (the receiver of `xs.sort(key=...)`, the positional arguments of `sorted(xs, key=...)`).
     const isLambda = (group: ArgumentGroup) => group.nodes[0]?.name === 'LambdaExpression';
@@ -1307,7 +1215,26 @@ function literalFits(value: LiteralValue, spec: ArgumentSpec): boolean {
 /** Parses one ViperGPT program. Never throws on any string: problems become diagnostics. */
 export function parseViperProgram(source: string, options: ViperParseOptions = {}): StepGraph {
   if (typeof source !== 'string') throw argError('ERR_SDVP_ARG', 'source', 'a string', source);
-  const analyzer = new ViperAnalyzer(source, options.registry ?? defaultModuleRegistry(), options);
+  return parseViperTree(source, pythonParser.parse(source), new LineIndex(source), options);
+}
+
+/**
+ * The step graph of a program already parsed with @lezer/python (the interpreter parses once and shares the tree).
+ * Never throws.
+ */
+export function parseViperTree(
+  source: string,
+  tree: Tree,
+  lines: LineIndex,
+  options: ViperParseOptions = {},
+): StepGraph {
+  const analyzer = new ViperAnalyzer(
+    source,
+    tree,
+    options.registry ?? defaultModuleRegistry(),
+    options,
+    lines,
+  );
   try {
     analyzer.analyze();
     return {

@@ -147,11 +147,21 @@ rt::ArchitectureConfig ReadArchitecture(Napi::Value value) {
   for (uint32_t i = 0; i < channel_array.Length(); ++i) {
     config.channels.push_back(channel_array.Get(i).As<Napi::Number>().Int64Value());
   }
+  Napi::Value strides = object.Get("strides");
+  config.strides.clear();
+  if (strides.IsArray()) {
+    Napi::Array stride_array = strides.As<Napi::Array>();
+    for (uint32_t i = 0; i < stride_array.Length(); ++i) {
+      config.strides.push_back(stride_array.Get(i).As<Napi::Number>().Int64Value());
+    }
+  }
   config.image_size = static_cast<int64_t>(NumberOf(object, "imageSize"));
   config.dim = static_cast<int64_t>(NumberOf(object, "dim"));
   config.hidden = static_cast<int64_t>(NumberOf(object, "hidden"));
   config.grid_size = static_cast<int64_t>(NumberOf(object, "gridSize"));
   config.max_tokens = static_cast<int64_t>(NumberOf(object, "maxTokens"));
+  config.layers = static_cast<int64_t>(NumberOf(object, "layers"));
+  config.heads = static_cast<int64_t>(NumberOf(object, "heads"));
   config.token_vocab = StringsOf(object.Get("tokenVocab"), "tokenVocab");
   config.answer_vocab = StringsOf(object.Get("answerVocab"), "answerVocab");
   config.labels = StringsOf(object.Get("labels"), "labels");

@@ -11,12 +11,18 @@
 //     (concat of pooled, query and their product, one hidden layer) into logits over answer_vocab;
 //   - forward = answer; attributes token_vocab (index 0 is the padding token), answer_vocab,
 //   grid_size.
+// - "transformer-vlm" (student): the same encoder's cells and the question's tokens, with a summary
+//   token, through pre-norm transformer blocks; answer(images, tokens) -> [B, A] from the summary
+//   token, ground(images, tokens) -> [B, G + 1]: each cell's match with the summary, then "nothing
+//   matches".
 // - "cnn-classifier" (teacher for image crops): encoder, global average pool, one hidden layer;
 //   forward(images) -> [B, K] over `labels`; features(images) -> [B, C].
 // - "grid-detector" (teacher for localisation): encoder pooled to grid cells, a per-cell head
 // giving an
 //   objectness score and one score per label; detect(images) -> [B, G] (objectness),
-//   detect_classes(images) -> [B, K, G], forward(images) -> [B, K] (logsumexp over cells).
+//   detect_classes(images) -> [B, K, G], forward(images) -> [B, K] (logsumexp over cells), and
+//   locate(images, query[B]) -> [B, G + 1]: the cells' scores for query 0 (any object) or 1 + a
+//   label index, then a "nothing matches" score (the grounding layout of lib/models/grounding.ts).
 #pragma once
 
 #include <torch/script.h>

@@ -183,13 +183,16 @@ struct MethodInfo {
 
 // A configuration of a built-in architecture (see builtin_architectures.h for each one's meaning).
 struct ArchitectureConfig {
-  std::string architecture;  // "tiny-vlm", "cnn-classifier" or "grid-detector"
+  std::string architecture;  // "tiny-vlm", "transformer-vlm", "cnn-classifier" or "grid-detector"
   std::vector<int64_t> channels{16, 32, 64};
+  std::vector<int64_t> strides;  // one per convolution; empty: 1 for the first, 2 for the others
   int64_t image_size = 32;
   int64_t dim = 64;
   int64_t hidden = 128;
   int64_t grid_size = 4;
   int64_t max_tokens = 16;
+  int64_t layers = 2;  // transformer-vlm: transformer blocks
+  int64_t heads = 4;   // transformer-vlm: attention heads per block
   std::vector<std::string> token_vocab;
   std::vector<std::string> answer_vocab;
   std::vector<std::string> labels;

@@ -7,7 +7,7 @@ import { type Tensor, torchAvailable } from '../../lib/models';
 export function torchSkipReason(): string | undefined {
   return torchAvailable()
     ? undefined
-    : 'this sdvp build has no LibTorch runtime (install libtorch-dev and rebuild with npm run build:native)';
+    : 'this sdvp build has no LibTorch runtime (apt-get install -y libtorch-dev && npx sdvp build --torch on)';
 }
 
 /** A small deterministic PRNG (mulberry32). */

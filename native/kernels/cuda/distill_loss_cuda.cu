@@ -1,12 +1,18 @@
 // CUDA entry points of the fused distillation objective: three launches per call, no host sync.
 //   prepare   1 block: error key reset, label range check, valid-row count, normaliser
-//   rows      1 block per row (a fixed grid with a row loop for huge top-k vocabularies)
+//   rows      the block kernel (1 block per row; a fixed grid with a row loop for huge top-k
+//             vocabularies) or the cluster kernel (1 thread-block cluster per row, sm_90), chosen
+//             by row_kernel_choice.cuh
 //   finalize  1 block: deterministic double sum of the row losses, status, the device result
 #include "distill_loss_cuda.h"
 
 #include <climits>
+#include <mutex>
+#include <vector>
 
+#include "distill_loss_cluster.cuh"
 #include "distill_loss_kernels.cuh"
+#include "row_kernel_choice.cuh"
 
 namespace sdvp {
 namespace {
@@ -45,33 +51,47 @@ int row_threads(const DistillLossSpec& spec) {
   return vectors >= 1024 ? cuda_detail::kMaxThreads : 128;
 }
 
-template <DType D, TeacherKind TK>
+template <bool kCluster, DType D, TeacherKind TK, Divergence DV>
+RowKernelFn kernel_of() {
+  if constexpr (kCluster) {
+    return cuda_detail::distill_cluster_kernel<D, TK, DV>;
+  } else {
+    return cuda_detail::distill_rows_kernel<D, TK, DV>;
+  }
+}
+
+template <bool kCluster, DType D, TeacherKind TK>
 RowKernelFn pick_divergence(Divergence dv) {
   switch (dv) {
     case Divergence::kReverseKL:
-      return cuda_detail::distill_rows_kernel<D, TK, Divergence::kReverseKL>;
+      return kernel_of<kCluster, D, TK, Divergence::kReverseKL>();
     case Divergence::kJSD:
-      return cuda_detail::distill_rows_kernel<D, TK, Divergence::kJSD>;
+      return kernel_of<kCluster, D, TK, Divergence::kJSD>();
     default:
-      return cuda_detail::distill_rows_kernel<D, TK, Divergence::kForwardKL>;
+      return kernel_of<kCluster, D, TK, Divergence::kForwardKL>();
   }
 }
 
-template <DType D>
+template <bool kCluster, DType D>
 RowKernelFn pick_teacher(const DistillLossSpec& spec) {
   switch (spec.teacher_kind) {
     case TeacherKind::kDense:
-      return pick_divergence<D, TeacherKind::kDense>(spec.divergence);
+      return pick_divergence<kCluster, D, TeacherKind::kDense>(spec.divergence);
     case TeacherKind::kTopK:
-      return pick_divergence<D, TeacherKind::kTopK>(spec.divergence);
+      return pick_divergence<kCluster, D, TeacherKind::kTopK>(spec.divergence);
     default:  // no teacher: the divergence is irrelevant, one instantiation serves
-      return cuda_detail::distill_rows_kernel<D, TeacherKind::kNone, Divergence::kForwardKL>;
+      return kernel_of<kCluster, D, TeacherKind::kNone, Divergence::kForwardKL>();
   }
 }
 
-RowKernelFn pick_row_kernel(const DistillLossSpec& spec) {
-  return spec.dtype == DType::kBF16 ? pick_teacher<DType::kBF16>(spec)
-                                    : pick_teacher<DType::kF32>(spec);
+template <bool kCluster>
+RowKernelFn pick_kernel(const DistillLossSpec& spec) {
+  return spec.dtype == DType::kBF16 ? pick_teacher<kCluster, DType::kBF16>(spec)
+                                    : pick_teacher<kCluster, DType::kF32>(spec);
+}
+
+RowKernelFn pick_row_kernel(const DistillLossSpec& spec, bool cluster) {
+  return cluster ? pick_kernel<true>(spec) : pick_kernel<false>(spec);
 }
 
 // The one place kernels are launched (the CPU emulation of bench/gpu/emu substitutes it).
@@ -86,6 +106,95 @@ int launch(RowKernelFn kernel, int64_t grid, int block, size_t smem, cudaStream_
   // clang-format on
 #endif
   return static_cast<int>(cudaGetLastError());
+}
+
+#ifndef SDVP_CUDA_EMULATE
+// The launch configuration of `rows` clusters of `cluster` blocks each (`attribute` holds the
+// cluster dimension the configuration points to).
+cudaLaunchConfig_t cluster_config(int64_t rows, int cluster, int block, size_t smem,
+                                  cudaStream_t stream, cudaLaunchAttribute& attribute) {
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = static_cast<unsigned>(cluster);
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(rows * cluster), 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(block), 1, 1);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return config;
+}
+#endif
+
+// A launch of `rows` clusters of `cluster` blocks each.
+int launch_cluster(RowKernelFn kernel, int64_t rows, int cluster, int block, size_t smem,
+                   cudaStream_t stream, const KernelParams& p) {
+#ifdef SDVP_CUDA_EMULATE
+  emu::launch_cluster(kernel, rows * cluster, block, cluster, smem, p);
+  return 0;
+#else
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_config(rows, cluster, block, smem, stream, attribute);
+  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, p);
+  return static_cast<int>(err != cudaSuccess ? err : cudaGetLastError());
+#endif
+}
+
+// Whether a cluster launch of `kernel` fits the current device: the function attributes it needs
+// are set (dynamic shared memory up to the device's opt-in limit, so that every launch shape is
+// allowed; the largest shared-memory carveout; 16-block clusters), then the occupancy API must
+// place at least one cluster. Remembered per (device, kernel, launch shape).
+bool cluster_fits(RowKernelFn kernel, int cluster, int block, size_t smem, int64_t smem_optin) {
+#ifdef SDVP_CUDA_EMULATE
+  (void)kernel;
+  (void)cluster;
+  (void)block;
+  (void)smem;
+  (void)smem_optin;
+  return true;
+#else
+  struct Entry {
+    int device;
+    RowKernelFn kernel;
+    int cluster, block;
+    size_t smem;
+    bool fits;
+  };
+  static std::mutex mutex;
+  static std::vector<Entry> entries;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const Entry& e : entries) {
+    if (e.device == device && e.kernel == kernel && e.cluster == cluster && e.block == block &&
+        e.smem == smem)
+      return e.fits;
+  }
+  bool fits = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(smem_optin)) == cudaSuccess;
+  // All of the SM's unified L1/shared memory as shared memory: the staged slices are the point.
+  fits = fits && cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                      cudaSharedmemCarveoutMaxShared) == cudaSuccess;
+  if (fits && cluster > 8) {
+    fits = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) ==
+           cudaSuccess;
+  }
+  if (fits) {
+    cudaLaunchAttribute attribute;
+    const cudaLaunchConfig_t config = cluster_config(1, cluster, block, smem, nullptr, attribute);
+    int clusters = 0;
+    fits =
+        cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess && clusters >= 1;
+  }
+  (void)cudaGetLastError();  // a refused attribute or query must not fail the next launch
+  entries.push_back({device, kernel, cluster, block, smem, fits});
+  return fits;
+#endif
 }
 
 bool spec_is_usable(const DistillLossSpec& spec) {
@@ -103,7 +212,70 @@ bool spec_is_usable(const DistillLossSpec& spec) {
            spec.divergence == Divergence::kReverseKL && spec.topk < spec.vocab);
 }
 
+// S, T and dS share one misalignment mod 16 bytes (then every row does, since all three have the
+// same row stride): the rows can be read and written in 16-byte vectors after a scalar head.
+bool co_aligned(const DistillLossSpec& spec) {
+  const uintptr_t mis = reinterpret_cast<uintptr_t>(spec.student) & 15u;
+  const bool dense = spec.teacher_kind == TeacherKind::kDense;
+  return (!dense || (reinterpret_cast<uintptr_t>(spec.teacher_logits) & 15u) == mis) &&
+         (spec.grad == nullptr || (reinterpret_cast<uintptr_t>(spec.grad) & 15u) == mis);
+}
+
+// The row kernel and launch shape for a usable spec: the rule of row_kernel_choice.cuh, then the
+// occupancy check for a cluster.
+struct RowLaunch {
+  cuda_detail::RowChoice choice;
+  RowKernelFn kernel;
+};
+
+RowLaunch plan_row_launch(const DistillLossSpec& spec) {
+  cuda_detail::RowShape shape;
+  shape.rows = spec.rows;
+  shape.vocab = spec.vocab;
+  shape.elem_bytes = spec.dtype == DType::kBF16 ? 2 : 4;
+  shape.dense = spec.teacher_kind == TeacherKind::kDense;
+  shape.topk = spec.teacher_kind == TeacherKind::kTopK;
+  shape.grad = spec.grad != nullptr;
+  shape.co_aligned = co_aligned(spec);
+  const cuda_detail::DeviceFacts dev = cuda_detail::device_facts();
+  RowLaunch launch;
+  launch.choice =
+      cuda_detail::choose_row_kernel(shape, dev, cuda_detail::row_kernel_settings().get());
+  if (launch.choice.cluster) {
+    launch.kernel = pick_row_kernel(spec, true);
+    if (cluster_fits(launch.kernel, launch.choice.cluster_size, launch.choice.threads,
+                     launch.choice.smem, dev.smem_optin)) {
+      return launch;
+    }
+    launch.choice = cuda_detail::RowChoice{};
+    launch.choice.reason = "no cluster of this shape fits on the device (occupancy API)";
+  }
+  launch.kernel = pick_row_kernel(spec, false);
+  launch.choice.threads = row_threads(spec);
+  const bool smem_bitmap = spec.teacher_kind == TeacherKind::kTopK && bitmap_in_smem(spec.vocab);
+  launch.choice.smem =
+      smem_bitmap ? static_cast<size_t>(bitmap_words(spec.vocab)) * sizeof(uint32_t) : 0;
+  return launch;
+}
+
 }  // namespace
+
+bool distill_loss_cuda_set_row_kernel(CudaRowKernel choice, int32_t cluster_size,
+                                      int64_t stage_bytes) {
+  return cuda_detail::row_kernel_settings().set(choice, cluster_size, stage_bytes);
+}
+
+DistillLossCudaPlan distill_loss_cuda_plan(const DistillLossSpec& spec) {
+  DistillLossCudaPlan plan{CudaRowKernel::kBlock, 1, 0, 0, "the spec is not usable"};
+  if (!spec_is_usable(spec)) return plan;
+  const RowLaunch launch = plan_row_launch(spec);
+  plan.kernel = launch.choice.cluster ? CudaRowKernel::kCluster : CudaRowKernel::kBlock;
+  plan.cluster_size = launch.choice.cluster_size;
+  plan.threads = launch.choice.threads;
+  plan.smem_bytes = static_cast<int64_t>(launch.choice.smem);
+  plan.reason = launch.choice.reason;
+  return plan;
+}
 
 size_t distill_loss_cuda_workspace_bytes(const DistillLossSpec& spec) {
   const int64_t rows = spec.rows > 0 ? spec.rows : 0;
@@ -161,12 +333,7 @@ int distill_loss_cuda(const DistillLossSpec& spec, DistillLossDeviceResult* resu
   p.normalizer = spec.normalizer;
   p.result = result;
 
-  // Vector loads need S, T and dS to share one misalignment mod 16 bytes (then every row does,
-  // since all three have the same row stride); the element size must divide the base addresses
-  // anyway.
-  const uintptr_t mis = reinterpret_cast<uintptr_t>(spec.student) & 15u;
-  p.co_aligned = (!dense || (reinterpret_cast<uintptr_t>(spec.teacher_logits) & 15u) == mis) &&
-                 (spec.grad == nullptr || (reinterpret_cast<uintptr_t>(spec.grad) & 15u) == mis);
+  p.co_aligned = co_aligned(spec);
 
   char* ws = static_cast<char*>(workspace);
   p.header = reinterpret_cast<WorkspaceHeader*>(ws);
@@ -180,10 +347,18 @@ int distill_loss_cuda(const DistillLossSpec& spec, DistillLossDeviceResult* resu
                               align_up(static_cast<size_t>(rows_clamped) * sizeof(float), 256))
                         : nullptr;
 
+  const RowLaunch rows = plan_row_launch(spec);
+  p.stage_vectors = rows.choice.stage_vectors;
+  p.slice_bitmap_words = rows.choice.bitmap_words;
+
   int err = launch(cuda_detail::prepare_kernel, 1, kSideThreads, 0, stream, p);
   if (err != 0) return err;
-  const size_t smem = smem_bitmap ? static_cast<size_t>(p.bitmap_words) * sizeof(uint32_t) : 0;
-  err = launch(pick_row_kernel(spec), row_grid(spec), row_threads(spec), smem, stream, p);
+  if (rows.choice.cluster) {
+    err = launch_cluster(rows.kernel, spec.rows, rows.choice.cluster_size, rows.choice.threads,
+                         rows.choice.smem, stream, p);
+  } else {
+    err = launch(rows.kernel, row_grid(spec), rows.choice.threads, rows.choice.smem, stream, p);
+  }
   if (err != 0) return err;
   return launch(cuda_detail::finalize_kernel, 1, kSideThreads, 0, stream, p);
 }

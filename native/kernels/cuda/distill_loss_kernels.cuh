@@ -1,4 +1,7 @@
-// Device code of the fused distillation objective (docs/objective.md): one thread block per row.
+// Device code of the fused distillation objective (docs/objective.md): the row arithmetic
+// (RowKernel, written against a "part" of a row), the block row kernel (BlockRow: one thread block
+// per row, straight from global memory) and the prepare/finalize kernels. The cluster row kernel
+// (distill_loss_cluster.cuh) runs the same RowKernel on a slice of a row staged in shared memory.
 //
 // Per row, in fp32, with exponents in base 2 ((x - max) * log2(e) / tau, then exp2):
 //   pass 1   online softmax: running max of S (and T), rescaled exp-sums at tau = 1 and at tau, the
@@ -89,6 +92,10 @@ struct KernelParams {
   float* row_partials;
   uint32_t* global_bitmap;  // null when the bitmap fits in shared memory
   int64_t bitmap_words;     // per row: ceil(V / 32) + 1, the extra zero word read by funnel shifts
+  // Cluster row kernel only (distill_loss_cluster.cuh): the most 16-byte vectors of S (and of T)
+  // one block stages, and the words of one block's top-k membership bitmap.
+  int64_t stage_vectors;
+  int64_t slice_bitmap_words;
   DistillLossDeviceResult* result;
 };
 
@@ -182,6 +189,9 @@ __device__ __forceinline__ RowLayout row_layout(const void* row_start, int64_t v
 template <class T>
 __device__ __forceinline__ T shfl_xor_struct(const T& v, int lane_mask) {
   static_assert(sizeof(T) % 4 == 0, "shuffled structs are whole 32-bit words");
+#ifdef SDVP_CUDA_EMULATE
+  return __shfl_xor_sync(0xffffffffu, v, lane_mask);  // the emulation moves whole structs at once
+#else
   constexpr int kWords = sizeof(T) / 4;
   uint32_t w[kWords];
   memcpy(w, &v, sizeof(T));
@@ -190,6 +200,7 @@ __device__ __forceinline__ T shfl_xor_struct(const T& v, int lane_mask) {
   T r;
   memcpy(&r, w, sizeof(T));
   return r;
+#endif
 }
 
 // Every thread gets the same result: lane 0 of each warp publishes its warp's value and each thread
@@ -297,9 +308,14 @@ __device__ __forceinline__ RowAcc merge_row_acc(RowAcc a, RowAcc b, float k_tau)
   return a;
 }
 
+// How the student's exponentials at temperature 1 and at tau relate. Exponentials (MUFU.EX2, 16 per
+// clock per SM) bound these kernels' arithmetic near the memory floor, so one serves both where it
+// can: at tau = 1 they are the same value, at tau = 2 exp(x) = exp(x / 2)^2 is a multiply.
+enum class TauMode { kAny, kOne, kTwo };
+
 // Adds N consecutive elements starting at row index j0. `outside` has bit i set when element i is
 // not one of the top-k indices.
-template <bool kKD, bool kDense, bool kTopK, Divergence DV, bool kSameTau, int N>
+template <bool kKD, bool kDense, bool kTopK, Divergence DV, TauMode M, int N>
 __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const float (&y)[N],
                                            uint32_t outside, int64_t j0, float k_tau) {
   float vmax = x[0];
@@ -322,14 +338,23 @@ __device__ __forceinline__ void accumulate(RowAcc& a, const float (&x)[N], const
   [[maybe_unused]] const float mts = shift_of(a.mt);
 #pragma unroll
   for (int i = 0; i < N; ++i) {
-    const float ds = x[i] - ms;
-    const float x1 = ds * kLog2e;
-    const float e1 = exp2f(x1);
+    const float ds = x[i] - ms;  // <= 0: the exponentials are at most 1
+    float e1, xs = 0.f, es = 0.f;
+    if constexpr (kKD && M == TauMode::kTwo) {
+      xs = ds * k_tau;  // exactly half of ds * log2(e)
+      es = exp2f(xs);
+      e1 = es * es;
+    } else {
+      const float x1 = ds * kLog2e;
+      e1 = exp2f(x1);
+      if constexpr (kKD) {
+        xs = M == TauMode::kOne ? x1 : ds * k_tau;
+        es = M == TauMode::kOne ? e1 : exp2f(xs);
+      }
+    }
     a.z1 += e1;
     a.sum += x[i];
     if constexpr (kKD) {
-      const float xs = kSameTau ? x1 : ds * k_tau;
-      const float es = kSameTau ? e1 : exp2f(xs);
       a.zs += es;
       if constexpr (kTopK) a.ztail += ((outside >> i) & 1u) ? es : 0.f;
       if constexpr (kDense) {
@@ -393,6 +418,20 @@ __device__ __forceinline__ const uint4* as_vectors(const T* p) {
   return reinterpret_cast<const uint4*>(p);
 }
 
+// Widens one 16-byte vector of S into x and, with a teacher, one of T into y (else y = 0).
+template <DType D, bool kTeacher>
+__device__ __forceinline__ void unpack_pair(const uint4& s, const uint4& t,
+                                            float (&x)[Storage<D>::kVec],
+                                            float (&y)[Storage<D>::kVec]) {
+  Storage<D>::unpack(s, x);
+  if constexpr (kTeacher) {
+    Storage<D>::unpack(t, y);
+  } else {
+#pragma unroll
+    for (int i = 0; i < Storage<D>::kVec; ++i) y[i] = 0.f;
+  }
+}
+
 // Calls f(j0, x[N], y[N]) for every element of the row in chunks: scalars (N = 1) for the head and
 // tail, 16-byte vectors otherwise. kStream marks the loads evict-first (a last read); kBackward
 // walks the vectors from the end of the row.
@@ -431,13 +470,7 @@ __device__ __forceinline__ void for_each_read(const RowLayout& l,
           kBackward ? v0 - static_cast<int64_t>(u) * bs : v0 + static_cast<int64_t>(u) * bs;
       if (kBackward ? v >= 0 : v < l.nvec) {
         float x[kVec], y[kVec];
-        St::unpack(rs[u], x);
-        if (kTeacher) {
-          St::unpack(rt[u], y);
-        } else {
-#pragma unroll
-          for (int i = 0; i < kVec; ++i) y[i] = 0.f;
-        }
+        unpack_pair<D, kTeacher>(rs[u], rt[u], x, y);
         f(l.head + v * kVec, x, y);
       }
     }
@@ -483,13 +516,7 @@ __device__ __forceinline__ void for_each_write(const RowLayout& l,
       const int64_t v = v0 - static_cast<int64_t>(u) * bs;
       if (v >= 0) {
         float x[kVec], y[kVec], out[kVec];
-        St::unpack(rs[u], x);
-        if (kTeacher) {
-          St::unpack(rt[u], y);
-        } else {
-#pragma unroll
-          for (int i = 0; i < kVec; ++i) y[i] = 0.f;
-        }
+        unpack_pair<D, kTeacher>(rs[u], rt[u], x, y);
         f(l.head + v * kVec, x, y, out);
         __stcs(gv + v, St::pack(out));
       }
@@ -525,14 +552,72 @@ __device__ __forceinline__ uint32_t outside_bits(const uint32_t* bitmap, int64_t
   return ~bits & kMask;
 }
 
-__device__ __forceinline__ uint32_t* dynamic_smem_words() {
+// The block's dynamic shared memory, 16-byte aligned (the cluster kernel stages 16-byte vectors
+// and keeps 8-byte mbarriers there).
+__device__ __forceinline__ unsigned char* dynamic_smem() {
 #ifdef SDVP_CUDA_EMULATE
-  return emu::dynamic_shared<uint32_t>();
+  return emu::dynamic_shared<unsigned char>();
 #else
-  extern __shared__ uint32_t sdvp_dynamic_smem[];
+  extern __shared__ __align__(16) unsigned char sdvp_dynamic_smem[];
   return sdvp_dynamic_smem;
 #endif
 }
+
+// ---- the part of a row one block handles
+// ---------------------------------------------------------
+//
+// RowKernel::run_row is written against this interface; BlockRow is the whole row read from
+// global memory by one block, ClusterSlice (distill_loss_cluster.cuh) one block's slice of a row
+// staged in shared memory, the row statistics merged across the thread-block cluster.
+//   owns(j), leader()           element j belongs to this part; the thread that writes row outputs
+//   student(j)                  S at an owned element (top-k member terms and fix-up)
+//   member_word(j), outside<N>  the top-k membership bitmap of the owned elements
+//   stage()                     start moving the part's elements close (before the first read)
+//   read<kTeacher, kBackward>   f(j0, x[N], y[N]) over the owned elements
+//   write<kTeacher>             f(j0, x[N], y[N], out[N]), out stored into the gradient
+//   fill(value)                 the owned gradient elements set to one value
+//   allreduce(v, merge, tmp)    merge over the whole row, the same value in every thread
+//   any(flag)                   a block-uniform flag OR-ed over the whole row
+//   finish()                    before the block leaves the row
+template <DType D>
+struct BlockRow {
+  using St = Storage<D>;
+  using Scalar = typename St::Scalar;
+  RowLayout l;
+  const Scalar* s;
+  const Scalar* t;
+  Scalar* g;
+  uint32_t* bitmap;  // top-k membership of the whole row
+  int64_t bitmap_words;
+
+  __device__ __forceinline__ bool owns(int64_t) const { return true; }
+  __device__ __forceinline__ bool leader() const { return threadIdx.x == 0; }
+  __device__ __forceinline__ float student(int64_t j) const { return St::load(s + j); }
+  __device__ __forceinline__ uint32_t* member_word(int64_t j) const { return bitmap + (j >> 5); }
+  template <int N>
+  __device__ __forceinline__ uint32_t outside(int64_t j0) const {
+    return outside_bits<N>(bitmap, j0);
+  }
+  __device__ __forceinline__ void clear_bitmap() const {
+    for (int64_t w = threadIdx.x; w < bitmap_words; w += blockDim.x) bitmap[w] = 0u;
+  }
+  __device__ __forceinline__ void stage() const {}
+  template <bool kTeacher, bool kBackward, class F>
+  __device__ __forceinline__ void read(F&& f) const {
+    for_each_read<D, kTeacher, false, kBackward>(l, s, t, f);
+  }
+  template <bool kTeacher, class F>
+  __device__ __forceinline__ void write(F&& f) const {
+    for_each_write<D, kTeacher>(l, s, t, g, f);
+  }
+  __device__ __forceinline__ void fill(float value) const { fill_row<D>(l, g, value); }
+  template <class T, class Merge>
+  __device__ __forceinline__ T allreduce(T v, Merge merge, T* scratch) const {
+    return block_allreduce(v, merge, scratch);
+  }
+  __device__ __forceinline__ bool any(bool block_flag) const { return block_flag; }
+  __device__ __forceinline__ void finish() const {}
+};
 
 // ---- the row kernel ----------------------------------------------------------------------------
 
@@ -565,9 +650,10 @@ struct RowConsts {
   float lt;   // tau * logsumexp(t / tau) over the teacher's categories (dense logits or top-k
               // log-probs)
   float c_soft, c_uniform, c_label, c_kd;  // gradient coefficients (scale folded in)
-  float d, sg;                             // the divergence and sum_c q_c g_c, natural units
-  float tail_coef;                         // top-k: dD/dz_j = q_j * tail_coef outside K
-  int32_t label;                           // -1 when the row has no CE term
+  float p1_scale;   // TauMode::kTwo: softmax(s)_j = q_j^2 * p1_scale, p1_scale = exp(ls - lse)
+  float d, sg;      // the divergence and sum_c q_c g_c, natural units
+  float tail_coef;  // top-k: dD/dz_j = q_j * tail_coef outside K
+  int32_t label;    // -1 when the row has no CE term
 };
 
 template <DType D, TeacherKind TK, Divergence DV>
@@ -579,28 +665,28 @@ struct RowKernel {
   static constexpr bool kTopK = TK == TeacherKind::kTopK;
   static constexpr bool kJsd = DV == Divergence::kJSD;
 
-  template <bool kSameTau>
-  static __device__ RowAcc pass1(const KernelParams& p, const RowLayout& l, const Scalar* s,
-                                 const Scalar* t, const uint32_t* bitmap, RowScratch& scratch) {
+  template <TauMode M, class Part>
+  static __device__ RowAcc pass1(const KernelParams& p, Part& part, RowScratch& scratch) {
     RowAcc a = row_acc_identity();
     const float k = p.k_tau;
-    for_each_read<D, kDense, false, false>(l, s, t, [&](int64_t j0, const auto& x, const auto& y) {
+    part.template read<kDense, false>([&](int64_t j0, const auto& x, const auto& y) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
       uint32_t outside = 0;
-      if constexpr (kTopK) outside = outside_bits<N>(bitmap, j0);
-      accumulate<kKD, kDense, kTopK, DV, kSameTau, N>(a, x, y, outside, j0, k);
+      if constexpr (kTopK) outside = part.template outside<N>(j0);
+      accumulate<kKD, kDense, kTopK, DV, M, N>(a, x, y, outside, j0, k);
     });
-    return block_allreduce(
+    return part.allreduce(
         a, [k](const RowAcc& u, const RowAcc& v) { return merge_row_acc<kDense, DV>(u, v, k); },
         scratch.row);
   }
 
   // Dense JSD: D and sum_c q_c g_c over the row, from the final normalisers.
-  static __device__ Sum2 jsd_sums(const KernelParams& p, const RowLayout& l, const Scalar* s,
-                                  const Scalar* t, float ls, float lt, RowScratch& scratch) {
+  template <class Part>
+  static __device__ Sum2 jsd_sums(const KernelParams& p, Part& part, float ls, float lt,
+                                  RowScratch& scratch) {
     Sum2 acc{0.f, 0.f};
     const float k = p.k_tau, b = p.jsd_beta;
-    for_each_read<D, true, false, true>(l, s, t, [&](int64_t, const auto& x, const auto& y) {
+    part.template read<true, true>([&](int64_t, const auto& x, const auto& y) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
 #pragma unroll
       for (int i = 0; i < N; ++i) {
@@ -608,7 +694,7 @@ struct RowKernel {
         category_terms<DV>(exp2f(lp2), lp2, exp2f(lq2), lq2, b, acc.a, acc.b);
       }
     });
-    return block_allreduce(acc, merge_sum2, scratch.sum2);
+    return part.allreduce(acc, merge_sum2, scratch.sum2);
   }
 
   // The CE part of one element's gradient; p1 = softmax(s)_j, reused as q_j when tau is 1.
@@ -623,23 +709,30 @@ struct RowKernel {
     }
   }
 
-  template <bool kCE, bool kSameTau>
-  static __device__ void pass2(const KernelParams& p, const RowLayout& l, const Scalar* s,
-                               const Scalar* t, Scalar* g, const uint32_t* bitmap,
-                               const RowConsts& c, bool kd_on) {
+  template <bool kCE, TauMode M, class Part>
+  static __device__ void pass2(const KernelParams& p, Part& part, const RowConsts& c, bool kd_on) {
+    // One exponential for both softmaxes at tau = 2 (q first, p1 from it).
+    constexpr bool kSquare = kCE && kKD && M == TauMode::kTwo;
     const float k = p.k_tau, b = p.jsd_beta;
-    for_each_write<D, kDense>(l, s, t, g, [&](int64_t j0, const auto& x, const auto& y, auto& out) {
+    part.template write<kDense>([&](int64_t j0, const auto& x, const auto& y, auto& out) {
       constexpr int N = static_cast<int>(std::extent<std::remove_reference_t<decltype(x)>>::value);
       [[maybe_unused]] uint32_t outside = 0;
-      if constexpr (kTopK) outside = outside_bits<N>(bitmap, j0);
+      if constexpr (kTopK) outside = part.template outside<N>(j0);
 #pragma unroll
       for (int i = 0; i < N; ++i) {
-        float p1;
-        float gi = ce_grad<kCE>(x[i], c, p1);
+        const float lq2 = (x[i] - c.ls) * k;
+        float p1, gi;
+        [[maybe_unused]] float q = 0.f;
+        if constexpr (kSquare) {
+          q = exp2f(lq2);
+          p1 = q * q * c.p1_scale;
+          gi = fmaf(p1, c.c_soft, -c.c_uniform);
+        } else {
+          gi = ce_grad<kCE>(x[i], c, p1);
+        }
         if constexpr (kKD) {
           if (kd_on) {
-            const float lq2 = (x[i] - c.ls) * k;
-            const float q = (kCE && kSameTau) ? p1 : exp2f(lq2);
+            if constexpr (!kSquare) q = (kCE && M == TauMode::kOne) ? p1 : exp2f(lq2);
             float gk;
             if constexpr (kDense) {
               const float lp2 = (y[i] - c.lt) * k;
@@ -660,15 +753,14 @@ struct RowKernel {
     });
   }
 
-  static __device__ void run_row(const KernelParams& p, int64_t row, uint32_t* bitmap,
+  // One row (or, for ClusterSlice, one block's share of it). Every block that handles the row
+  // takes the same branches: they depend on the row's label, weight and teacher only.
+  template <class Part>
+  static __device__ void run_row(const KernelParams& p, int64_t row, Part& part,
                                  RowScratch& scratch) {
     const int tid = static_cast<int>(threadIdx.x), bs = static_cast<int>(blockDim.x);
     const int64_t V = p.vocab;
-    const int64_t offset = row * V;
-    const Scalar* s = static_cast<const Scalar*>(p.student) + offset;
-    const Scalar* t = kDense ? static_cast<const Scalar*>(p.teacher) + offset : nullptr;
-    Scalar* g = p.grad ? static_cast<Scalar*>(p.grad) + offset : nullptr;
-    const RowLayout l = row_layout<D>(s, V, p.co_aligned);
+    Scalar* g = part.g;
 
     const int32_t label = p.labels ? p.labels[row] : p.ignore_index;
     const bool has_label = p.labels != nullptr && label != p.ignore_index;
@@ -676,8 +768,10 @@ struct RowKernel {
     const float w = p.row_weights ? p.row_weights[row] : 1.f;
     const bool valid = (has_label || kKD) && w > 0.f;
     const bool want_stats = p.stats_lse || p.stats_ce || p.stats_kd || p.stats_argmax;
-    // Read before any thread of this block can overwrite it (in-place gradient).
-    const float s_label = has_label && !bad_label ? St::load(s + label) : 0.f;
+    // Read before any thread can overwrite it (in-place gradient): gradients are written only after
+    // pass 1, which every block of the row finishes first. (Rows that fill their gradient early
+    // never use it.)
+    const float s_label = has_label && !bad_label ? St::load(part.s + label) : 0.f;
 
     // ---- top-k: membership bitmap, index checks, teacher normaliser ----------------------------
     const int64_t K = p.topk;
@@ -687,7 +781,7 @@ struct RowKernel {
     const float k_tau = p.k_tau;
     bool bad_topk = false;
     if constexpr (kTopK) {
-      for (int64_t wi = tid; wi < p.bitmap_words; wi += bs) bitmap[wi] = 0u;
+      part.clear_bitmap();
       __syncthreads();
       int bad = 0;
       for (int64_t i = tid; i < K; i += bs) {
@@ -698,7 +792,7 @@ struct RowKernel {
           continue;
         }
         const uint32_t bit = 1u << (j & 31);
-        if (atomicOr(&bitmap[j >> 5], bit) & bit) {  // a repeated index
+        if (part.owns(j) && (atomicOr(part.member_word(j), bit) & bit)) {  // a repeated index
           bad = 1;
           atomicMin(&p.header->error_key, error_key(row, 1, j));
         }
@@ -711,7 +805,7 @@ struct RowKernel {
         tk.zt += exp2f((lp - shift_of(tk.mt)) * k_tau);
         tk.s1 += exp2f(lp * kLog2e);
       }
-      bad_topk = __syncthreads_or(bad) != 0;
+      bad_topk = part.any(__syncthreads_or(bad) != 0);
       if (!bad_topk) {
         tk = block_allreduce(
             tk,
@@ -722,7 +816,7 @@ struct RowKernel {
 
     const float nan = __int_as_float(0x7fc00000);
     if (bad_label || bad_topk) {  // reported through the error key; the row's outputs are NaN
-      if (tid == 0) {
+      if (part.leader()) {
         p.row_partials[row] = nan;
         if (p.row_loss) p.row_loss[row] = nan;
         if (p.stats_lse) p.stats_lse[row] = nan;
@@ -730,21 +824,25 @@ struct RowKernel {
         if (p.stats_kd) p.stats_kd[row] = nan;
         if (p.stats_argmax) p.stats_argmax[row] = -1;
       }
-      if (g) fill_row<D>(l, g, nan);
+      if (g) part.fill(nan);
       return;
     }
     if (!valid && !want_stats) {
-      if (tid == 0) {
+      if (part.leader()) {
         p.row_partials[row] = 0.f;
         if (p.row_loss) p.row_loss[row] = 0.f;
       }
-      if (g) fill_row<D>(l, g, 0.f);
+      if (g) part.fill(0.f);
       return;
     }
 
     // ---- pass 1 --------------------------------------------------------------------------------
-    const RowAcc a = p.same_tau ? pass1<true>(p, l, s, t, bitmap, scratch)
-                                : pass1<false>(p, l, s, t, bitmap, scratch);
+    part.stage();
+    const TauMode mode =
+        p.same_tau ? TauMode::kOne : (kKD && p.tau == 2.f ? TauMode::kTwo : TauMode::kAny);
+    const RowAcc a = mode == TauMode::kOne   ? pass1<TauMode::kOne>(p, part, scratch)
+                     : mode == TauMode::kTwo ? pass1<TauMode::kTwo>(p, part, scratch)
+                                             : pass1<TauMode::kAny>(p, part, scratch);
     RowConsts c;
     const float tau = p.tau;
     const float lse = shift_of(a.m) + kLn2 * __log2f(a.z1);
@@ -773,7 +871,7 @@ struct RowKernel {
         } else if constexpr (DV == Divergence::kReverseKL) {
           d = kLn2 * (a.acc / a.zs - __log2f(a.zs) + __log2f(a.zt));
         } else {
-          const Sum2 js = jsd_sums(p, l, s, t, c.ls, c.lt, scratch);
+          const Sum2 js = jsd_sums(p, part, c.ls, c.lt, scratch);
           d = kLn2 * js.a;
           sg = kLn2 * js.b;
         }
@@ -799,11 +897,13 @@ struct RowKernel {
       if (kd_on) {
         Sum2 acc{0.f, 0.f};
         for (int64_t i = tid; i < K; i += bs) {
-          const float lq2 = (St::load(s + kidx[i]) - c.ls) * k_tau;
+          const int32_t j = kidx[i];
+          if (!part.owns(j)) continue;
+          const float lq2 = (part.student(j) - c.ls) * k_tau;
           const float lp2 = (klp[i] - c.lt) * k_tau;
           category_terms<DV>(exp2f(lp2), lp2, exp2f(lq2), lq2, b, acc.a, acc.b);
         }
-        acc = block_allreduce(acc, merge_sum2, scratch.sum2);
+        acc = part.allreduce(acc, merge_sum2, scratch.sum2);
         if (has_tail) category_terms<DV>(p_tail, lp2_tail, q_tail, lq2_tail, b, acc.a, acc.b);
         d = kLn2 * acc.a;
         sg = kLn2 * acc.b;
@@ -820,7 +920,7 @@ struct RowKernel {
     // A divergence is never negative; rounding can make it -1e-8 (NaN stays NaN).
     const float d_out = d < 0.f ? 0.f : d;
 
-    if (tid == 0) {
+    if (part.leader()) {
       float loss = 0.f;
       if (valid) {
         float inner = 0.f;
@@ -839,7 +939,7 @@ struct RowKernel {
     // ---- pass 2 --------------------------------------------------------------------------------
     if (!g) return;
     if (!valid) {
-      fill_row<D>(l, g, 0.f);
+      part.fill(0.f);
       return;
     }
     const float scale = p.grad_scale * w * p.header->inv_normalizer;
@@ -848,18 +948,19 @@ struct RowKernel {
     c.c_uniform = c_ce * p.label_smoothing / static_cast<float>(V);
     c.c_label = c_ce * (1.f - p.label_smoothing);
     c.c_kd = scale * p.kd_scale * p.inv_tau;
+    c.p1_scale = exp2f((c.ls - lse) * kLog2e);
     c.d = d;
     c.sg = sg;
     c.tail_coef = tail_coef;
     c.label = has_label ? label : -1;
-    if (has_label) {
-      if (p.same_tau) {
-        pass2<true, true>(p, l, s, t, g, bitmap, c, kd_on);
-      } else {
-        pass2<true, false>(p, l, s, t, g, bitmap, c, kd_on);
-      }
+    if (!has_label) {
+      pass2<false, TauMode::kAny>(p, part, c, kd_on);
+    } else if (mode == TauMode::kOne) {
+      pass2<true, TauMode::kOne>(p, part, c, kd_on);
+    } else if (mode == TauMode::kTwo) {
+      pass2<true, TauMode::kTwo>(p, part, c, kd_on);
     } else {
-      pass2<false, false>(p, l, s, t, g, bitmap, c, kd_on);
+      pass2<true, TauMode::kAny>(p, part, c, kd_on);
     }
 
     if constexpr (kTopK) {
@@ -867,7 +968,8 @@ struct RowKernel {
       __syncthreads();
       for (int64_t i = tid; i < K; i += bs) {
         const int32_t j = kidx[i];
-        const float x = St::load(s + j);
+        if (!part.owns(j)) continue;
+        const float x = part.student(j);
         float gi = 0.f;
         if (has_label) {
           const float p1 = exp2f((x - c.lse) * kLog2e);
@@ -885,6 +987,24 @@ struct RowKernel {
   }
 };
 
+// Row r's S, T and dS (T and dS null when absent).
+template <DType D>
+struct RowPointers {
+  const typename Storage<D>::Scalar* s;
+  const typename Storage<D>::Scalar* t;
+  typename Storage<D>::Scalar* g;
+};
+
+template <DType D>
+__device__ __forceinline__ RowPointers<D> row_pointers(const KernelParams& p, int64_t row) {
+  using Scalar = typename Storage<D>::Scalar;
+  const int64_t offset = row * p.vocab;
+  return {static_cast<const Scalar*>(p.student) + offset,
+          p.teacher ? static_cast<const Scalar*>(p.teacher) + offset : nullptr,
+          p.grad ? static_cast<Scalar*>(p.grad) + offset : nullptr};
+}
+
+// One block per row (a fixed grid with a row loop for huge top-k vocabularies).
 template <DType D, TeacherKind TK, Divergence DV>
 __global__ void __launch_bounds__(kMaxThreads, kMinBlocksPerSm)
     distill_rows_kernel(KernelParams p) {
@@ -892,10 +1012,13 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocksPerSm)
   uint32_t* bitmap = nullptr;
   if constexpr (TK == TeacherKind::kTopK) {
     bitmap = p.global_bitmap ? p.global_bitmap + static_cast<int64_t>(blockIdx.x) * p.bitmap_words
-                             : dynamic_smem_words();
+                             : reinterpret_cast<uint32_t*>(dynamic_smem());
   }
   for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
-    RowKernel<D, TK, DV>::run_row(p, row, bitmap, scratch);
+    const RowPointers<D> rp = row_pointers<D>(p, row);
+    BlockRow<D> part{
+        row_layout<D>(rp.s, p.vocab, p.co_aligned), rp.s, rp.t, rp.g, bitmap, p.bitmap_words};
+    RowKernel<D, TK, DV>::run_row(p, row, part, scratch);
     __syncthreads();  // the next row reuses the bitmap and the scratch
   }
 }
