@@ -38,7 +38,16 @@ export interface LaunchOptions {
   graceMs?: number;
   /** Aborting stops every worker and rejects with ERR_SDVP_ABORTED. */
   signal?: AbortSignal;
+  /**
+   * Aborting passes a SIGINT to every worker, to stop cleanly (sdvp distill: after the same step on every
+   * rank, checkpointed). A worker that then exits with code 130 has stopped, not failed: the others are left
+   * to stop by themselves and the launch rejects with ERR_SDVP_ABORTED once all have exited.
+   */
+  interrupt?: AbortSignal;
 }
+
+/** The exit code of a worker that stopped on SIGINT (128 + 2, as shells report it). */
+export const INTERRUPTED_EXIT_CODE = 130;
 
 export interface WorkerExit {
   rank: number;
@@ -169,6 +178,14 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
       stopOthers();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    let interrupted = false;
+    let stopped: SdvpError | undefined;
+    const onInterrupt = () => {
+      interrupted = true;
+      for (const { child } of children)
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    };
+    options.interrupt?.addEventListener('abort', onInterrupt, { once: true });
     for (const entry of children) {
       const { rank, localRank, child } = entry;
       child.once('error', (error) => {
@@ -183,7 +200,9 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
       });
       child.once('close', (code, signal) => {
         exits.push({ rank, localRank, pid: child.pid ?? -1, code, signal });
-        if ((code !== 0 || signal !== null) && failure === undefined) {
+        if (interrupted && code === INTERRUPTED_EXIT_CODE) {
+          stopped ??= new SdvpError('ERR_SDVP_ABORTED', 'The workers stopped on the interrupt.');
+        } else if ((code !== 0 || signal !== null) && failure === undefined) {
           const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
           const tail = entry.tail.length > 0 ? `; its last stderr lines:\n${entry.tail.join('\n')}` : '';
           failure = new SdvpError(
@@ -195,8 +214,9 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
         }
         if (exits.length === children.length) {
           options.signal?.removeEventListener('abort', onAbort);
+          options.interrupt?.removeEventListener('abort', onInterrupt);
           exits.sort((a, b) => a.rank - b.rank);
-          if (failure) reject(failure);
+          if (failure ?? stopped) reject(failure ?? stopped);
           else resolve({ masterPort, workers: exits });
         }
       });

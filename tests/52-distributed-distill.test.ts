@@ -1,0 +1,199 @@
+// The distillation run on two processes (`sdvp distill --nproc-per-node 2`, Gloo over loopback) ends where
+// the same run on one process ends: the same stages, training rows, labels and final accuracy, and the same
+// parameters to float rounding; ranks started with different configs, and a busy rendezvous port, are
+// refused at start with errors that say so.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { distributedBackends, findFreePort } from '../lib/distributed';
+import { loadModel } from '../lib/models/load-model';
+import { type RunConfigInput, loadRunConfig } from '../lib/run/config';
+import { type RunState, distill } from '../lib/run/distill';
+import type { StageItem } from '../lib/run/stage-items';
+import { findRepoRoot } from './helpers/corpus';
+import { torchSkipReason } from './helpers/model-fixtures';
+import { type RunFixture, buildRunFixture, writeRunConfig } from './helpers/run-fixture';
+
+const skip = torchSkipReason() ?? (distributedBackends().gloo ? undefined : 'this build has no Gloo backend');
+const root = mkdtempSync(path.join(tmpdir(), 'sdvp-ddp-run-'));
+test.after.always(() => rmSync(root, { recursive: true, force: true }));
+const cli = path.join(findRepoRoot(), 'dist', 'lib', 'cli', 'main.js');
+
+function configFile(name: string, base: RunFixture, extra: Partial<RunConfigInput> = {}): string {
+  return writeRunConfig(path.join(root, name), base, { maxStepsPerStage: 8, batchSize: 16, ...extra });
+}
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function finished(child: ChildProcess): Promise<Finished> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+function sdvp(args: string[], env: Record<string, string> = {}): Promise<Finished> {
+  return finished(
+    spawn(process.execPath, [cli, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
+/**
+ * The attention key biases get a gradient that is zero but for rounding (a softmax does not change when the
+ * same number is added to all its logits), and AdamW scales that noise up to steps of about lr, with a sign
+ * that depends on how the run rounds: those are compared apart.
+ */
+const ROUNDING_NOISE_ONLY = /k_proj\.bias$/;
+
+/** The largest absolute differences between two checkpoints' parameters and buffers. */
+async function largestDifference(
+  a: string,
+  b: string,
+): Promise<{ difference: number; noiseOnly: number; values: number }> {
+  const [first, second] = [await loadModel(a), await loadModel(b)];
+  try {
+    const [x, y] = [await first.state(), await second.state()];
+    const out = { difference: 0, noiseOnly: 0, values: 0 };
+    for (const [name, tensor] of Object.entries(x)) {
+      const other = y[name].data;
+      const key = ROUNDING_NOISE_ONLY.test(name) ? 'noiseOnly' : 'difference';
+      tensor.data.forEach((value, i) => {
+        out[key] = Math.max(out[key], Math.abs(Number(value) - Number(other[i])));
+      });
+      out.values += tensor.data.length;
+    }
+    return out;
+  } finally {
+    first.dispose();
+    second.dispose();
+  }
+}
+
+test.serial(
+  'two processes take the run one process takes: same rows, labels, accuracy and parameters',
+  async (t) => {
+    if (skip) return t.pass(skip);
+    const base = await buildRunFixture(path.join(root, 'fixture'));
+    const one = await distill(loadRunConfig(configFile('one', base)));
+    const twoFile = configFile('two', base);
+    const two = await sdvp(['distill', '--config', twoFile, '--nproc-per-node', '2', '--json']);
+    t.is(two.code, 0, two.stderr);
+    const state = JSON.parse(two.stdout) as RunState;
+    const twoRun = path.join(root, 'two', 'run');
+
+    t.deepEqual(
+      state.stages.map((stage) => stage.name),
+      one.state.stages.map((stage) => stage.name),
+    );
+    for (const [index, report] of state.reports.entries()) {
+      const single = one.state.reports[index];
+      t.deepEqual(report.execution, single.execution, `stage ${report.name}: the programs' runs`);
+      t.deepEqual(report.items, single.items, `stage ${report.name}: its training rows`);
+      t.deepEqual({ ...report.labels, seconds: 0 }, { ...single.labels, seconds: 0 });
+      const folder = `stages/${index + 1}-${report.name}/items.json`;
+      const [rows, singleRows] = [twoRun, one.run].map(
+        (run) => JSON.parse(readFileSync(path.join(run, folder), 'utf8')).items as StageItem[],
+      );
+      // The teachers labelled other batches on each rank: their float32 outputs may round differently.
+      const soft = (item: StageItem) => [item.confidence, ...item.soft.p];
+      const exact = (item: StageItem) => ({ ...item, confidence: 0, soft: { ...item.soft, p: [] } });
+      t.deepEqual(rows.map(exact), singleRows.map(exact), `stage ${report.name}: the training rows`);
+      const labelDifference = Math.max(
+        0,
+        ...rows.flatMap((item, i) => soft(item).map((p, j) => Math.abs(p - soft(singleRows[i])[j]))),
+      );
+      t.log(`stage ${report.name}: soft labels differ by at most ${labelDifference.toExponential(2)}`);
+      t.true(labelDifference < 1e-6);
+    }
+    t.deepEqual(state.final!.tasks, one.state.final!.tasks);
+    t.deepEqual(state.final!.submodules, one.state.final!.submodules);
+    const { difference, noiseOnly, values } = await largestDifference(
+      path.join(twoRun, 'ckpt', 'final.pt'),
+      one.checkpoint,
+    );
+    t.log(
+      `final parameters: largest difference ${difference.toExponential(2)} over ${values} values ` +
+        `(attention key biases, rounding noise only: ${noiseOnly.toExponential(2)})`,
+    );
+    t.true(difference < 1e-6, `largest parameter difference ${difference}`);
+    t.true(noiseOnly < 16 * 1e-3, 'the key biases moved by at most lr per step');
+    // Rank 0 alone wrote the run folder: one label store, and the logged steps with the group's losses.
+    t.true(existsSync(path.join(twoRun, 'labels.sqlite')));
+    const [losses, singleLosses] = [twoRun, one.run].map((run) =>
+      readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).loss as number),
+    );
+    t.is(losses.length, singleLosses.length);
+    losses.forEach((loss, i) => t.true(Math.abs(loss - singleLosses[i]) <= 1e-5 * Math.abs(singleLosses[i])));
+  },
+);
+
+test('ranks started with different configs are refused at start, naming the field', async (t) => {
+  if (skip) return t.pass(skip);
+  const port = await findFreePort();
+  // The same run folder and files (no need to exist: the configs are compared first), another batch size.
+  const fake: RunFixture = { data: '/data', student: '/student.pt', teachers: '/teachers.json' };
+  const run = path.join(root, 'mismatch', 'run');
+  const files = [
+    configFile('mismatch-0', fake, { run }),
+    configFile('mismatch-1', fake, { run, batchSize: 8 }),
+  ];
+  const results = await Promise.all(
+    files.map((file, rank) =>
+      sdvp(['distill', '--config', file], {
+        RANK: String(rank),
+        WORLD_SIZE: '2',
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+      }),
+    ),
+  );
+  for (const result of results) {
+    t.is(result.code, 1, result.stderr);
+    t.regex(result.stderr, /rank 1 was started with another config than rank 0 \(batchSize differ/);
+    t.regex(result.stderr, /ERR_SDVP_DIST_CONFIG/);
+  }
+});
+
+test('a busy rendezvous port fails the launch at once, naming rank 0 and the port', async (t) => {
+  if (skip) return t.pass(skip);
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    const fake: RunFixture = { data: 'data', student: 'student.pt', teachers: 'teachers.json' };
+    const result = await sdvp([
+      'distill',
+      '--config',
+      configFile('busy', fake),
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      String(port),
+    ]);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /ERR_SDVP_DIST_WORKER/);
+    t.regex(result.stderr, /worker rank 0/);
+    t.regex(result.stderr, new RegExp(`ERR_SDVP_DIST_PORT|port ${port}`));
+  } finally {
+    server.close();
+  }
+});
