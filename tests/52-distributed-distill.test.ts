@@ -1,22 +1,23 @@
 // The distillation run on two processes (`sdvp distill --nproc-per-node 2`, Gloo over loopback) ends where
-// the same run on one process ends: the same stages, training rows, labels and final accuracy, and the same
-// parameters to float rounding; ranks started with different configs, and a busy rendezvous port, are
-// refused at start with errors that say so.
+// the same run on one process ends — the same stages, training rows, labels and final accuracy, the same
+// parameters to float rounding — also when stopped (Ctrl-C) and resumed; a killed worker fails the run at
+// once, naming it; ranks started with different configs, and a busy rendezvous port, are refused at start.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { distributedBackends, findFreePort } from '../lib/distributed';
 import { loadModel } from '../lib/models/load-model';
 import { type RunConfigInput, loadRunConfig } from '../lib/run/config';
-import { type RunState, distill } from '../lib/run/distill';
+import { type DistillResult, type RunState, distill } from '../lib/run/distill';
 import type { StageItem } from '../lib/run/stage-items';
 import { findRepoRoot } from './helpers/corpus';
 import { torchSkipReason } from './helpers/model-fixtures';
 import { type RunFixture, buildRunFixture, writeRunConfig } from './helpers/run-fixture';
+import { waitFor } from './helpers/wait-for';
 
 const skip = torchSkipReason() ?? (distributedBackends().gloo ? undefined : 'this build has no Gloo backend');
 const root = mkdtempSync(path.join(tmpdir(), 'sdvp-ddp-run-'));
@@ -85,64 +86,106 @@ async function largestDifference(
   }
 }
 
+let single: Promise<{ base: RunFixture; one: DistillResult }> | undefined;
+/** The fixture and the run on one process, shared by the tests. */
+const onOneProcess = () => {
+  single ??= (async () => {
+    const base = await buildRunFixture(path.join(root, 'fixture'));
+    return { base, one: await distill(loadRunConfig(configFile('one', base))) };
+  })();
+  return single;
+};
+
+/** Checks that the run in `run` (its final state `state`) is the one-process run `one`, to float rounding. */
+async function expectSameRun(t: ExecutionContext, one: DistillResult, run: string, state: RunState) {
+  t.deepEqual(
+    state.stages.map((stage) => stage.name),
+    one.state.stages.map((stage) => stage.name),
+  );
+  for (const [index, report] of state.reports.entries()) {
+    const single = one.state.reports[index];
+    t.deepEqual(report.execution, single.execution, `stage ${report.name}: the programs' runs`);
+    t.deepEqual(report.items, single.items, `stage ${report.name}: its training rows`);
+    t.deepEqual({ ...report.labels, seconds: 0 }, { ...single.labels, seconds: 0 });
+    const folder = `stages/${index + 1}-${report.name}/items.json`;
+    const [rows, singleRows] = [run, one.run].map(
+      (folderOf) => JSON.parse(readFileSync(path.join(folderOf, folder), 'utf8')).items as StageItem[],
+    );
+    // The teachers labelled other batches on each rank: their float32 outputs may round differently.
+    const soft = (item: StageItem) => [item.confidence, ...item.soft.p];
+    const exact = (item: StageItem) => ({ ...item, confidence: 0, soft: { ...item.soft, p: [] } });
+    t.deepEqual(rows.map(exact), singleRows.map(exact), `stage ${report.name}: the training rows`);
+    const labelDifference = Math.max(
+      0,
+      ...rows.flatMap((item, i) => soft(item).map((p, j) => Math.abs(p - soft(singleRows[i])[j]))),
+    );
+    t.log(`stage ${report.name}: soft labels differ by at most ${labelDifference.toExponential(2)}`);
+    t.true(labelDifference < 1e-6);
+  }
+  t.deepEqual(state.final!.tasks, one.state.final!.tasks);
+  t.deepEqual(state.final!.submodules, one.state.final!.submodules);
+  const { difference, noiseOnly, values } = await largestDifference(
+    path.join(run, 'ckpt', 'final.pt'),
+    one.checkpoint,
+  );
+  t.log(
+    `final parameters: largest difference ${difference.toExponential(2)} over ${values} values ` +
+      `(attention key biases, rounding noise only: ${noiseOnly.toExponential(2)})`,
+  );
+  t.true(difference < 1e-6, `largest parameter difference ${difference}`);
+  t.true(noiseOnly < 16 * 1e-3, 'the key biases moved by at most lr per step');
+}
+
 test.serial(
   'two processes take the run one process takes: same rows, labels, accuracy and parameters',
   async (t) => {
     if (skip) return t.pass(skip);
-    const base = await buildRunFixture(path.join(root, 'fixture'));
-    const one = await distill(loadRunConfig(configFile('one', base)));
-    const twoFile = configFile('two', base);
-    const two = await sdvp(['distill', '--config', twoFile, '--nproc-per-node', '2', '--json']);
+    const { base, one } = await onOneProcess();
+    const two = await sdvp([
+      'distill',
+      '--config',
+      configFile('two', base),
+      '--nproc-per-node',
+      '2',
+      '--json',
+    ]);
     t.is(two.code, 0, two.stderr);
-    const state = JSON.parse(two.stdout) as RunState;
-    const twoRun = path.join(root, 'two', 'run');
-
-    t.deepEqual(
-      state.stages.map((stage) => stage.name),
-      one.state.stages.map((stage) => stage.name),
-    );
-    for (const [index, report] of state.reports.entries()) {
-      const single = one.state.reports[index];
-      t.deepEqual(report.execution, single.execution, `stage ${report.name}: the programs' runs`);
-      t.deepEqual(report.items, single.items, `stage ${report.name}: its training rows`);
-      t.deepEqual({ ...report.labels, seconds: 0 }, { ...single.labels, seconds: 0 });
-      const folder = `stages/${index + 1}-${report.name}/items.json`;
-      const [rows, singleRows] = [twoRun, one.run].map(
-        (run) => JSON.parse(readFileSync(path.join(run, folder), 'utf8')).items as StageItem[],
-      );
-      // The teachers labelled other batches on each rank: their float32 outputs may round differently.
-      const soft = (item: StageItem) => [item.confidence, ...item.soft.p];
-      const exact = (item: StageItem) => ({ ...item, confidence: 0, soft: { ...item.soft, p: [] } });
-      t.deepEqual(rows.map(exact), singleRows.map(exact), `stage ${report.name}: the training rows`);
-      const labelDifference = Math.max(
-        0,
-        ...rows.flatMap((item, i) => soft(item).map((p, j) => Math.abs(p - soft(singleRows[i])[j]))),
-      );
-      t.log(`stage ${report.name}: soft labels differ by at most ${labelDifference.toExponential(2)}`);
-      t.true(labelDifference < 1e-6);
-    }
-    t.deepEqual(state.final!.tasks, one.state.final!.tasks);
-    t.deepEqual(state.final!.submodules, one.state.final!.submodules);
-    const { difference, noiseOnly, values } = await largestDifference(
-      path.join(twoRun, 'ckpt', 'final.pt'),
-      one.checkpoint,
-    );
-    t.log(
-      `final parameters: largest difference ${difference.toExponential(2)} over ${values} values ` +
-        `(attention key biases, rounding noise only: ${noiseOnly.toExponential(2)})`,
-    );
-    t.true(difference < 1e-6, `largest parameter difference ${difference}`);
-    t.true(noiseOnly < 16 * 1e-3, 'the key biases moved by at most lr per step');
+    const run = path.join(root, 'two', 'run');
+    await expectSameRun(t, one, run, JSON.parse(two.stdout) as RunState);
     // Rank 0 alone wrote the run folder: one label store, and the logged steps with the group's losses.
-    t.true(existsSync(path.join(twoRun, 'labels.sqlite')));
-    const [losses, singleLosses] = [twoRun, one.run].map((run) =>
-      readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+    t.true(existsSync(path.join(run, 'labels.sqlite')));
+    const [losses, singleLosses] = [run, one.run].map((folder) =>
+      readFileSync(path.join(folder, 'metrics.jsonl'), 'utf8')
         .trim()
         .split('\n')
         .map((line) => JSON.parse(line).loss as number),
     );
     t.is(losses.length, singleLosses.length);
     losses.forEach((loss, i) => t.true(Math.abs(loss - singleLosses[i]) <= 1e-5 * Math.abs(singleLosses[i])));
+  },
+);
+
+test.serial(
+  'Ctrl-C stops both workers checkpointed; --resume on two workers ends where one process ends',
+  async (t) => {
+    if (skip) return t.pass(skip);
+    const { base, one } = await onOneProcess();
+    const file = configFile('stopped', base);
+    const run = path.join(root, 'stopped', 'run');
+    const child = spawn(process.execPath, [cli, 'distill', '--config', file, '--nproc-per-node', '2'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stopped = finished(child);
+    await waitFor(() => existsSync(path.join(run, 'stages', '1-LOC', 'items.json')), child, 240_000);
+    child.kill('SIGINT');
+    const { code, stderr } = await stopped;
+    t.is(code, 130, stderr);
+    t.regex(stderr, /\[rank 0\] sdvp: The run was stopped .*checkpointed/);
+    t.regex(stderr, /\[rank 1\] sdvp: The run was stopped/);
+    t.false(JSON.parse(readFileSync(path.join(run, 'run.json'), 'utf8')).completed);
+    const resumed = await sdvp(['distill', '--resume', run, '--nproc-per-node', '2', '--json']);
+    t.is(resumed.code, 0, resumed.stderr);
+    await expectSameRun(t, one, run, JSON.parse(resumed.stdout) as RunState);
   },
 );
 
@@ -172,6 +215,49 @@ test('ranks started with different configs are refused at start, naming the fiel
     t.regex(result.stderr, /ERR_SDVP_DIST_CONFIG/);
   }
 });
+
+/** The pid of the worker with RANK `rank` among a launcher's child processes (Linux /proc). */
+function workerPid(launcher: number, rank: number): number | undefined {
+  const children = readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8').trim().split(' ');
+  return children.map(Number).find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+test.serial(
+  'a killed worker fails the run at once, naming its rank; the checkpoint on record is whole',
+  async (t) => {
+    if (skip) return t.pass(skip);
+    if (process.platform !== 'linux') return t.pass('finding the workers reads /proc');
+    const { base } = await onOneProcess();
+    const run = path.join(root, 'killed', 'run');
+    const child = spawn(
+      process.execPath,
+      [cli, 'distill', '--config', configFile('killed', base), '--nproc-per-node', '2'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const failed = finished(child);
+    await waitFor(() => existsSync(path.join(run, 'stages', '1-LOC', 'items.json')), child, 240_000);
+    const victim = workerPid(child.pid!, 1);
+    t.truthy(victim, 'rank 1 is running');
+    process.kill(victim!, 'SIGKILL');
+    const { code, stderr } = await failed;
+    t.is(code, 1);
+    t.regex(
+      stderr,
+      /worker rank 1 \(local rank 1, pid \d+\) was killed by SIGKILL.*\[ERR_SDVP_DIST_WORKER\]/s,
+    );
+    const state = JSON.parse(readFileSync(path.join(run, 'run.json'), 'utf8')) as RunState;
+    t.false(state.completed);
+    const checkpoint = path.join(run, state.checkpoint ?? 'ckpt/stage-1-start.pt');
+    const model = await loadModel(checkpoint);
+    model.dispose();
+  },
+);
 
 test('a busy rendezvous port fails the launch at once, naming rank 0 and the port', async (t) => {
   if (skip) return t.pass(skip);

@@ -13,6 +13,7 @@ import { distill } from '../lib/run/distill';
 import { findRepoRoot } from './helpers/corpus';
 import { torchSkipReason } from './helpers/model-fixtures';
 import { type RunFixture, buildRunFixture, writeRunConfig } from './helpers/run-fixture';
+import { waitFor } from './helpers/wait-for';
 
 const skip = torchSkipReason();
 const root = mkdtempSync(path.join(tmpdir(), 'sdvp-run-'));
@@ -46,21 +47,6 @@ async function outputsOf(file: string): Promise<Float32Array[]> {
   } finally {
     model.dispose();
   }
-}
-
-function waitFor(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const timer = setInterval(() => {
-      if (condition()) {
-        clearInterval(timer);
-        resolve();
-      } else if (child.exitCode !== null || Date.now() - started > timeoutMs) {
-        clearInterval(timer);
-        reject(new Error(`the condition never held (exit ${child.exitCode})`));
-      }
-    }, 100);
-  });
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {
