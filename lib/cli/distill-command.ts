@@ -3,7 +3,7 @@
 // worker (started by that launcher or by torchrun: RANK, WORLD_SIZE, ... in the environment).
 
 import * as os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { initProcessGroup } from '../distributed/init-process-group';
 import { launchWorkers } from '../distributed/launch';
 import type { ProcessGroup } from '../distributed/process-group';
@@ -152,7 +152,8 @@ export async function distillCommand(argv: string[]): Promise<number> {
   if (!resumeDir === !configFile) throw usageError('Give either --config FILE or --resume DIR.');
   const launchOptions = launchOf(args);
   const config = loadRunConfig(resumeDir ? join(resumeDir, 'config.json') : configFile!);
-  if (resumeDir) config.run = join(resumeDir);
+  // The run folder as the run recorded it (absolute), so a relative --resume DIR names the same run.
+  if (resumeDir) config.run = resolve(resumeDir);
   if (launchOptions) return launch(argv, launchOptions);
   if (!isWorker()) return run(config, resumeDir !== undefined, args.flag('json'));
   const group = await initProcessGroup();
