@@ -41,7 +41,7 @@ import {
   evaluateSystem,
 } from './evaluate';
 import { labelOnRanks } from './label-shards';
-import { type ReplaySet, buildReplaySet } from './replay';
+import { type ReplaySet, drawReplayViews, labelReplayViews } from './replay';
 import { writeRunReport } from './report';
 import { RunFiles } from './run-files';
 import { RunGroup } from './run-group';
@@ -52,7 +52,7 @@ import {
   buildStageItems,
   methodOf,
 } from './stage-items';
-import { Student } from './student';
+import { Student, type StudentView } from './student';
 
 export interface DistillProgress {
   phase: 'evaluate' | 'execute' | 'label' | 'prepare' | 'train';
@@ -585,37 +585,23 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       );
       const otherEvery = config.antiForgetting.otherHeadEvery;
       const replay = new Map<StudentMethod, ReplaySet>();
-      if (frozen && replayRows > 0)
-        await ranks.settle(`building the replay of stage ${index + 1}`, buildReplay);
-      // Every rank built the same replay from the same frozen copy; rank 0's labels make it the same to the bit
-      // (ranks on machines with other thread counts may round differently).
-      if (options.group) {
-        for (const [method, set] of replay) {
-          if (set.indices.length === 0) continue;
-          const group = options.group;
-          const indices = await group.broadcast({ data: set.indices, shape: [set.indices.length] });
-          const logprobs = await group.broadcast({ data: set.logprobs, shape: [set.logprobs.length] });
-          replay.set(method, {
-            ...set,
-            indices: indices.data as Int32Array,
-            logprobs: logprobs.data as Float32Array,
-          });
-        }
-      }
+      if (frozen && replayRows > 0) await buildReplay(frozen);
 
-      async function buildReplay(): Promise<void> {
+      /**
+       * Draws the stage's replay inputs (the same on every rank: the mixes are seeded) and labels them with the
+       * frozen copy, each rank its contiguous share; the shares are gathered, so every rank holds the same set.
+       */
+      async function buildReplay(frozenModel: Model): Promise<void> {
         options.onProgress?.({ phase: 'prepare', stage: stage.name, done: 0, total: 1 });
-        const frozenStudent = await Student.of(frozen!);
+        const frozenStudent = await Student.of(frozenModel);
         const digits = loadMnistDigits();
         const generatorSeed = dataset.manifest.generator?.seed ?? config.seed;
         const pool = splitMnist(digits, generatorSeed).train;
+        const draws: Array<{ method: StudentMethod; views: StudentView[] }> = [];
         for (const method of methods) {
           const mix = new GeneralMix(new Random(config.seed).fork(`replay-${index}-${method}`), pool, digits);
           const count = Math.ceil(data.steps / methods.length) * replayRows;
-          replay.set(
-            method,
-            await buildReplaySet(frozenStudent, mix, method, count, topKOf(method), options.signal),
-          );
+          draws.push({ method, views: drawReplayViews(mix, method, count) });
         }
         if (otherEvery > 0) {
           for (const method of otherMethods) {
@@ -625,11 +611,37 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
               digits,
             );
             const count = Math.ceil(data.steps / otherEvery) * replayRows;
-            replay.set(
-              method,
-              await buildReplaySet(frozenStudent, mix, method, count, topKOf(method), options.signal),
+            draws.push({ method, views: drawReplayViews(mix, method, count) });
+          }
+        }
+        const labelled: Array<Pick<ReplaySet, 'indices' | 'logprobs' | 'k'>> = [];
+        await ranks.settle(`labelling the replay of stage ${index + 1}`, async () => {
+          for (const { method, views } of draws) {
+            labelled.push(
+              await labelReplayViews(
+                frozenStudent,
+                ranks.shard(views),
+                method,
+                topKOf(method),
+                options.signal,
+              ),
             );
           }
+        });
+        for (const [i, { method, views }] of draws.entries()) {
+          const own = labelled[i];
+          replay.set(
+            method,
+            options.group
+              ? {
+                  method,
+                  views,
+                  indices: Int32Array.from(await ranks.concat(Array.from(own.indices))),
+                  logprobs: Float32Array.from(await ranks.concat(Array.from(own.logprobs))),
+                  k: own.k,
+                }
+              : { method, views, ...own },
+          );
         }
       }
 
