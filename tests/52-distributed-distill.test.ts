@@ -1,7 +1,8 @@
 // The distillation run on two processes (`sdvp distill --nproc-per-node 2`, Gloo over loopback) ends where
 // the same run on one process ends — the same stages, training rows, labels and final accuracy, the same
-// parameters to float rounding — also when stopped (Ctrl-C) and resumed; a killed worker fails the run at
-// once, naming it; ranks started with different configs, and a busy rendezvous port, are refused at start.
+// parameters to float rounding — also from two launchers (--nnodes 2) and when stopped (Ctrl-C) and resumed;
+// a killed worker fails the run at once, naming it; ranks started with different configs, and a busy
+// rendezvous port, are refused at start.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -162,6 +163,40 @@ test.serial(
     );
     t.is(losses.length, singleLosses.length);
     losses.forEach((loss, i) => t.true(Math.abs(loss - singleLosses[i]) <= 1e-5 * Math.abs(singleLosses[i])));
+  },
+);
+
+test.serial(
+  'two launchers of one worker each (--nnodes 2, as on two machines) take the same run',
+  async (t) => {
+    if (skip) return t.pass(skip);
+    const { base, one } = await onOneProcess();
+    const file = configFile('nodes', base);
+    const port = String(await findFreePort());
+    const [first, second] = await Promise.all(
+      [0, 1].map((node) =>
+        sdvp([
+          'distill',
+          '--config',
+          file,
+          '--json',
+          '--nproc-per-node',
+          '1',
+          '--nnodes',
+          '2',
+          '--node-rank',
+          String(node),
+          '--master-addr',
+          '127.0.0.1',
+          '--master-port',
+          port,
+        ]),
+      ),
+    );
+    t.is(first.code, 0, first.stderr);
+    t.is(second.code, 0, second.stderr);
+    t.is(second.stdout, '', 'only rank 0 reports');
+    await expectSameRun(t, one, path.join(root, 'nodes', 'run'), JSON.parse(first.stdout) as RunState);
   },
 );
 
