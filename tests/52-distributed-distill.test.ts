@@ -1,8 +1,8 @@
 // The distillation run on two processes (`sdvp distill --nproc-per-node 2`, Gloo over loopback) ends where
 // the same run on one process ends — the same stages, training rows, labels and final accuracy, the same
 // parameters to float rounding — also from two launchers (--nnodes 2) and when stopped (Ctrl-C) and resumed;
-// a killed worker fails the run at once, naming it; ranks started with different configs, and a busy
-// rendezvous port, are refused at start.
+// a killed worker fails the run at once, naming it (on its machine through the launcher, on another one at
+// the next collective); ranks started with different configs, and a busy rendezvous port, are refused.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,6 +33,25 @@ interface Finished {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** `sdvp distill` as on machine `node` of two (one worker each), meeting at 127.0.0.1:`port`. */
+function onMachineOfTwo(file: string, node: number, port: string): string[] {
+  return [
+    'distill',
+    '--config',
+    file,
+    '--nproc-per-node',
+    '1',
+    '--nnodes',
+    '2',
+    '--node-rank',
+    String(node),
+    '--master-addr',
+    '127.0.0.1',
+    '--master-port',
+    port,
+  ];
 }
 
 function finished(child: ChildProcess): Promise<Finished> {
@@ -174,24 +193,7 @@ test.serial(
     const file = configFile('nodes', base);
     const port = String(await findFreePort());
     const [first, second] = await Promise.all(
-      [0, 1].map((node) =>
-        sdvp([
-          'distill',
-          '--config',
-          file,
-          '--json',
-          '--nproc-per-node',
-          '1',
-          '--nnodes',
-          '2',
-          '--node-rank',
-          String(node),
-          '--master-addr',
-          '127.0.0.1',
-          '--master-port',
-          port,
-        ]),
-      ),
+      [0, 1].map((node) => sdvp([...onMachineOfTwo(file, node, port), '--json'])),
     );
     t.is(first.code, 0, first.stderr);
     t.is(second.code, 0, second.stderr);
@@ -221,6 +223,35 @@ test.serial(
     const resumed = await sdvp(['distill', '--resume', run, '--nproc-per-node', '2', '--json']);
     t.is(resumed.code, 0, resumed.stderr);
     await expectSameRun(t, one, run, JSON.parse(resumed.stdout) as RunState);
+  },
+);
+
+test.serial(
+  'a worker killed on another machine fails the others at their next collective, naming its rank',
+  async (t) => {
+    if (skip) return t.pass(skip);
+    if (process.platform !== 'linux') return t.pass('finding the workers reads /proc');
+    const { base } = await onOneProcess();
+    const file = configFile('killed-node', base);
+    const port = String(await findFreePort());
+    const launchers = [0, 1].map((node) =>
+      spawn(process.execPath, [cli, ...onMachineOfTwo(file, node, port)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const ends = launchers.map(finished);
+    const run = path.join(root, 'killed-node', 'run');
+    await waitFor(() => existsSync(path.join(run, 'stages', '1-LOC', 'items.json')), launchers[0], 240_000);
+    const victim = workerPid(launchers[1].pid!, 1);
+    t.truthy(victim, 'rank 1 is running');
+    process.kill(victim!, 'SIGKILL');
+    const killedAt = Date.now();
+    const [survivor, victimsMachine] = [await ends[0], await ends[1]];
+    t.log(`machine 0 failed ${Date.now() - killedAt} ms after the kill`);
+    t.is(survivor.code, 1);
+    t.regex(survivor.stderr, /rank 1 \(pid \d+ on [^)]+\) has stopped responding.*\[ERR_SDVP_DIST_PEER\]/);
+    t.is(victimsMachine.code, 1);
+    t.regex(victimsMachine.stderr, /worker rank 1 .*was killed by SIGKILL/);
   },
 );
 
