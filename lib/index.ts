@@ -1,4 +1,4 @@
-// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs, data, teachers, runs).
+// sdvp's public API: stepwise distillation of visual programs (kernels, models, programs, data, teachers, runs, distributed).
 export * from './kernels';
 export { capabilities } from './capabilities';
 export type { Capabilities } from './capabilities';
@@ -7,6 +7,7 @@ export type { SdvpErrorCode, SdvpErrorDetails } from './errors/sdvp-error';
 export { loadNative } from './native/load-native';
 export * from './program';
 export * from './models';
+export * from './distributed';
 export * from './data';
 export * from './teachers';
 export * from './curriculum';

@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 say() { printf '[sdvp setup] %s\n' "$*"; }
 
 # ---- system packages (Debian/Ubuntu) -------------------------------------------------------------------
-# libhwy-dev: SIMD kernels; cmake + g++: the build; libtorch-dev: the model runtime; libopenblas0-openmp:
-# the BLAS LibTorch's linear layers run on (without it Debian's libtorch falls back to the reference BLAS,
-# which made the student's train step 3.7 times slower); python3-torch: the PyTorch baseline for
-# benchmarks and reference tests; clang-format: the C++ format check.
-packages=(g++ make cmake libhwy-dev libtorch-dev libopenblas0-openmp python3-torch clang-format)
+# libhwy-dev: SIMD kernels; cmake + g++: the build; libtorch-dev: the model runtime; libgloo-dev: the headers
+# of LibTorch's Gloo process group (distributed training); libopenblas0-openmp: the BLAS LibTorch's linear
+# layers run on (without it Debian's libtorch falls back to the reference BLAS, which made the student's
+# train step 3.7 times slower); python3-torch: the PyTorch baseline for benchmarks and reference tests;
+# clang-format: the C++ format check.
+packages=(g++ make cmake libhwy-dev libtorch-dev libgloo-dev libopenblas0-openmp python3-torch clang-format)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${packages[@]}"; do

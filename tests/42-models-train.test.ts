@@ -7,7 +7,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import test from 'ava';
 import { type Model, type OptimizerOptions, createModel, loadModel, setThreads } from '../lib/models';
-import { TASK_ANSWERS, TASK_TOKENS, accuracy, taskBatch, torchSkipReason } from './helpers/model-fixtures';
+import {
+  TASK_ANSWERS,
+  TASK_MODEL_CONFIG,
+  accuracy,
+  taskBatch,
+  torchSkipReason,
+} from './helpers/model-fixtures';
 
 const skip = torchSkipReason();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdvp-42-'));
@@ -16,16 +22,7 @@ if (!skip) setThreads(2);
 if (skip) test.skip(`training tests skipped: ${skip}`, () => {});
 const torchTest = skip ? test.skip : test;
 
-const CONFIG = {
-  channels: [8, 16, 32],
-  dim: 32,
-  hidden: 64,
-  gridSize: 2,
-  maxTokens: 6,
-  imageSize: 16,
-  tokenVocab: TASK_TOKENS,
-  answerVocab: TASK_ANSWERS,
-};
+const CONFIG = TASK_MODEL_CONFIG;
 
 const ADAMW: OptimizerOptions = {
   type: 'adamw',

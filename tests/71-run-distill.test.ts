@@ -3,7 +3,7 @@
 // written, and bad configs and resumes are refused.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -12,7 +12,8 @@ import { type RunConfigInput, loadRunConfig, parseRunConfig } from '../lib/run/c
 import { distill } from '../lib/run/distill';
 import { findRepoRoot } from './helpers/corpus';
 import { torchSkipReason } from './helpers/model-fixtures';
-import { type RunFixture, buildRunFixture } from './helpers/run-fixture';
+import { type RunFixture, buildRunFixture, writeRunConfig } from './helpers/run-fixture';
+import { waitFor } from './helpers/wait-for';
 
 const skip = torchSkipReason();
 const root = mkdtempSync(path.join(tmpdir(), 'sdvp-run-'));
@@ -25,24 +26,7 @@ const prepared = () => {
 };
 
 function configFile(name: string, extra: Partial<RunConfigInput>, base: RunFixture): string {
-  const folder = path.join(root, name);
-  mkdirSync(folder, { recursive: true });
-  const file = path.join(folder, 'config.json');
-  const config: RunConfigInput = {
-    data: base.data,
-    student: base.student,
-    teachers: base.teachers,
-    run: path.join(folder, 'run'),
-    seed: 11,
-    epochs: 3,
-    maxStepsPerStage: 14,
-    batchSize: 32,
-    checkpointEvery: 4,
-    concurrency: 32,
-    ...extra,
-  };
-  writeFileSync(file, JSON.stringify(config));
-  return file;
+  return writeRunConfig(path.join(root, name), base, { maxStepsPerStage: 14, batchSize: 32, ...extra });
 }
 
 /** Answer and grounding outputs of a checkpoint on fixed inputs, for bit-for-bit comparisons. */
@@ -63,21 +47,6 @@ async function outputsOf(file: string): Promise<Float32Array[]> {
   } finally {
     model.dispose();
   }
-}
-
-function waitFor(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const timer = setInterval(() => {
-      if (condition()) {
-        clearInterval(timer);
-        resolve();
-      } else if (child.exitCode !== null || Date.now() - started > timeoutMs) {
-        clearInterval(timer);
-        reject(new Error(`the condition never held (exit ${child.exitCode})`));
-      }
-    }, 100);
-  });
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {

@@ -45,7 +45,7 @@ const commands: CommandEntry[] = [
   },
   {
     words: ['distill'],
-    summary: 'run stepwise distillation (SDVP) from a config, or resume a stopped run',
+    summary: 'run stepwise distillation (SDVP) from a config, or resume a stopped run; on N workers too',
     load: () => require('./distill-command').distillCommand,
   },
   {

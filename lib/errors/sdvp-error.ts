@@ -20,6 +20,13 @@ export type SdvpErrorCode =
   | 'ERR_SDVP_DISPOSED' // a disposed object was used
   | 'ERR_SDVP_IO' // a file could not be read or written
   | 'ERR_SDVP_PARSE' // input text could not be parsed
+  | 'ERR_SDVP_NO_GLOO' // the distributed backend 'gloo' is not in this build
+  | 'ERR_SDVP_NO_NCCL' // the distributed backend 'nccl' needs a LibTorch built with NCCL
+  | 'ERR_SDVP_DIST_PORT' // rank 0 cannot listen on the rendezvous port (it is in use)
+  | 'ERR_SDVP_DIST_CONFIG' // the ranks of a group disagree (world size, backend, fingerprint, model)
+  | 'ERR_SDVP_DIST_TIMEOUT' // ranks did not arrive, or a collective ran out of time, with no peer to blame
+  | 'ERR_SDVP_DIST_PEER' // a collective failed because of another rank (named in the message)
+  | 'ERR_SDVP_DIST_WORKER' // a launched worker process failed
   | 'ERR_SDVP_TEACHER' // a teacher failed, answered malformed output, or the wrong number of outputs
   | 'ERR_SDVP_STORE' // a label store is not an sdvp store, is corrupt, or holds stale labels
   | 'ERR_SDVP_CONFIG' // a run configuration is invalid or does not match the run it resumes

@@ -1,7 +1,8 @@
 // The models area: TorchScript models in the LibTorch runtime — load, create, run, train, checkpoint.
-export { Model } from './model';
+export { Model, DEFAULT_BUCKET_BYTES } from './model';
 export type {
   CallOptions,
+  DistributedStepInfo,
   MethodInfo,
   ParameterInfo,
   TrainObjective,

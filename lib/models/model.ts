@@ -2,6 +2,7 @@
 // freeze parameters, save and checkpoint. Every run is a Promise on a worker thread, and runs of one
 // model are queued so two never overlap.
 
+import { type GroupTurn, ProcessGroup, groupInternals } from '../distributed/process-group';
 import { SdvpError, argError } from '../errors/sdvp-error';
 import {
   type DistillObjectiveOptions,
@@ -9,11 +10,17 @@ import {
   OBJECTIVE_FIELDS,
   prepareObjective,
 } from '../kernels/validate-spec';
-import type { NativeTensorIn, NativeTorchModel, NativeTrainStepResult } from '../native/native-torch-binding';
+import type {
+  NativeDistributedStepInfo,
+  NativeProcessGroup,
+  NativeTensorIn,
+  NativeTorchModel,
+  NativeTrainStepResult,
+} from '../native/native-torch-binding';
 import { type NamePattern, normalizePatterns } from './name-patterns';
 import { type OptimizerOptions, optimizerFromNative, prepareOptimizer } from './optimizer-options';
 import { type ModelValue, fromNative, isTensor, sliceRows, validateTensors } from './tensors';
-import type { Tensor } from './tensors';
+import type { OutputTensor, Tensor } from './tensors';
 import { toSdvpError } from './torch-runtime';
 
 export interface ParameterInfo {
@@ -63,7 +70,18 @@ export interface TrainStepOptions {
   accumulate?: number;
   /** Aborting stops between micro-batches and rejects with ERR_SDVP_ABORTED; nothing is updated. */
   signal?: AbortSignal;
+  /**
+   * Data parallel over a process group: every rank runs the step on its own batch, the gradients are
+   * summed over the ranks (in flat buckets of `bucketBytes`, default 25 MiB) with the group's normaliser
+   * before clipping and the update, so W ranks with batch B take the step one process takes with W·B.
+   * A model joins the group (takes rank 0's parameters) on its first such step unless joinGroup() was
+   * called. Every rank must take the same steps in the same order.
+   */
+  distributed?: ProcessGroup | { group: ProcessGroup; bucketBytes?: number };
 }
+
+/** What a data-parallel step exchanged. */
+export type DistributedStepInfo = NativeDistributedStepInfo;
 
 export interface TrainStepResult {
   /** The batch's loss (before the update). */
@@ -86,6 +104,43 @@ export interface TrainStepResult {
   step: number;
   /** Wall times in milliseconds; `lossMs` is the fused objective (forward and its backward node). */
   timings: { forwardMs: number; lossMs: number; backwardMs: number; optimizerMs: number; totalMs: number };
+  /**
+   * Data-parallel steps only: the group's size, this rank, the rows of all ranks' batches, the bytes this
+   * rank all-reduced, the gradient buckets, and the time of the exchange (waits for slower ranks
+   * included). In such a step `loss`, `normalizer` and `validRows` are the group's; `rows` and the
+   * per-row outputs are this rank's.
+   */
+  distributed?: DistributedStepInfo;
+}
+
+/** The default flat bucket size of the data-parallel gradient all-reduce (PyTorch DDP's). */
+export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
+
+/** Checks the `distributed` option of a train step. */
+function prepareDistributed(
+  value: TrainStepOptions['distributed'],
+): { group: ProcessGroup; bucketBytes: number } | undefined {
+  if (value === undefined) return undefined;
+  const group = value instanceof ProcessGroup ? value : (value as { group?: unknown } | null)?.group;
+  if (!(group instanceof ProcessGroup)) {
+    throw argError(
+      'ERR_SDVP_ARG',
+      'distributed',
+      'a ProcessGroup or { group: ProcessGroup, bucketBytes }',
+      value,
+    );
+  }
+  const bucketBytes =
+    value instanceof ProcessGroup ? DEFAULT_BUCKET_BYTES : (value.bucketBytes ?? DEFAULT_BUCKET_BYTES);
+  if (typeof bucketBytes !== 'number' || !Number.isSafeInteger(bucketBytes) || bucketBytes < 1) {
+    throw argError(
+      typeof bucketBytes === 'number' ? 'ERR_SDVP_RANGE' : 'ERR_SDVP_ARG',
+      'distributed.bucketBytes',
+      'a positive integer number of bytes',
+      bucketBytes,
+    );
+  }
+  return { group, bucketBytes };
 }
 
 function checkSignal(signal: unknown, field: string): AbortSignal | undefined {
@@ -236,15 +291,32 @@ export class Model {
     let signal: AbortSignal | undefined;
     let optimizer: ReturnType<typeof prepareOptimizer> | undefined;
     let optimizerKey: string | undefined;
+    let distributed: { native: NativeProcessGroup; turn: GroupTurn; bucketBytes: number } | undefined;
     try {
       if (typeof options !== 'object' || options === null)
         throw argError('ERR_SDVP_ARG', 'options', 'an object', options);
+      const settings = prepareDistributed(options.distributed);
+      if (settings) {
+        // The turn is taken now, so the step keeps its place among the group's operations.
+        const internals = settings.group[groupInternals]();
+        distributed = {
+          native: internals.native,
+          turn: internals.reserve(),
+          bucketBytes: settings.bucketBytes,
+        };
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    try {
       for (const key of Object.keys(options)) {
-        if (!['method', 'inputs', 'objective', 'optimizer', 'accumulate', 'signal'].includes(key)) {
+        if (
+          !['method', 'inputs', 'objective', 'optimizer', 'accumulate', 'signal', 'distributed'].includes(key)
+        ) {
           throw argError(
             'ERR_SDVP_ARG',
             key,
-            'absent (trainStep options: method, inputs, objective, optimizer, accumulate, signal)',
+            'absent (trainStep options: method, inputs, objective, optimizer, accumulate, signal, distributed)',
             key,
           );
         }
@@ -306,10 +378,11 @@ export class Model {
         optimizerKey = JSON.stringify(optimizer);
       }
     } catch (error) {
-      return Promise.reject(error);
+      return distributed ? this.#abstain(distributed, error) : Promise.reject(error);
     }
     const objectiveOptions = options.objective;
-    return this.#enqueue(() =>
+    let prepared = false;
+    const step = this.#enqueue(() =>
       withCancel(signal, 'trainStep', async (flag) => {
         const rows = inputs[0].shape[0];
         const vocab = await this.#outputWidth(method, inputs, objectiveOptions, rows);
@@ -328,8 +401,17 @@ export class Model {
           throw error;
         }
         const sendOptimizer = optimizer && optimizerKey !== this.#optimizerKey ? optimizer : undefined;
+        if (distributed) await distributed.turn.turn;
+        prepared = true;
         const result: NativeTrainStepResult = await this.#native.trainStep(
-          { method, inputs, objective, optimizer: sendOptimizer, accumulate },
+          {
+            method,
+            inputs,
+            objective,
+            optimizer: sendOptimizer,
+            accumulate,
+            distributed: distributed && { group: distributed.native, bucketBytes: distributed.bucketBytes },
+          },
           flag,
         );
         if (optimizerKey !== undefined) this.#optimizerKey = optimizerKey;
@@ -337,6 +419,76 @@ export class Model {
         return result;
       }),
     );
+    if (!distributed) return step;
+    const group = distributed;
+    // A step rejected before it reached the runtime still takes part, so the other ranks skip it too.
+    return step.then(
+      (result) => {
+        group.turn.release();
+        return result;
+      },
+      (error) => {
+        if (!prepared) return this.#abstain(group, error);
+        group.turn.release();
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * Takes part in a distributed step this rank rejected (so every rank skips it rather than wait for
+   * this one), then rejects with `error`.
+   */
+  #abstain(distributed: { native: NativeProcessGroup; turn: GroupTurn }, error: unknown): Promise<never> {
+    // Not through this model's queue: a later step queued there may be waiting for this turn.
+    return distributed.turn.turn
+      .then(() => this.#native.abstainFromStep(distributed.native))
+      .catch(() => undefined)
+      .then(() => {
+        distributed.turn.release();
+        throw error;
+      });
+  }
+
+  /**
+   * Joins a process group for data-parallel steps: after checking that every rank holds the same
+   * parameters and buffers at the same optimizer step (ERR_SDVP_DIST_CONFIG otherwise), rank 0's values
+   * replace the others'. Every rank calls it at the same point, in the group's order of operations. Not
+   * needed before the first distributed trainStep, which joins by itself; call it again on every rank
+   * after loading other weights on some.
+   */
+  joinGroup(group: ProcessGroup): Promise<void> {
+    let native: NativeProcessGroup;
+    let turn: GroupTurn;
+    try {
+      if (!(group instanceof ProcessGroup)) throw argError('ERR_SDVP_ARG', 'group', 'a ProcessGroup', group);
+      const internals = group[groupInternals]();
+      native = internals.native;
+      turn = internals.reserve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const joined = this.#enqueue(async () => {
+      await turn.turn;
+      try {
+        await this.#native.joinGroup(native);
+      } catch (error) {
+        throw toSdvpError(error);
+      }
+    });
+    joined.then(turn.release, turn.release);
+    return joined;
+  }
+
+  /** The values of every parameter and buffer, by name (host copies, after the runs queued before). */
+  state(): Promise<Record<string, OutputTensor>> {
+    return this.#enqueue(async () => {
+      try {
+        return (await this.#native.state()) as Record<string, OutputTensor>;
+      } catch (error) {
+        throw toSdvpError(error);
+      }
+    });
   }
 
   /** Writes the module as a normal TorchScript file (Python's torch.jit.load reads it), atomically. */

@@ -72,6 +72,17 @@ export interface NativeTrainStepRequest {
   objective: NativeObjective;
   optimizer?: NativeOptimizerConfig;
   accumulate: number;
+  distributed?: { group: NativeProcessGroup; bucketBytes: number };
+}
+
+/** What a data-parallel step exchanged. */
+export interface NativeDistributedStepInfo {
+  worldSize: number;
+  rank: number;
+  globalRows: number;
+  bytes: number;
+  buckets: number;
+  communicationMs: number;
 }
 
 export interface NativeTrainStepResult {
@@ -87,6 +98,7 @@ export interface NativeTrainStepResult {
   lr: number;
   step: number;
   timings: { forwardMs: number; lossMs: number; backwardMs: number; optimizerMs: number; totalMs: number };
+  distributed?: NativeDistributedStepInfo;
 }
 
 export interface NativeParameterInfo {
@@ -114,6 +126,9 @@ export interface NativeTorchModel {
     cancel?: Int32Array,
   ): Promise<NativeValue>;
   trainStep(request: NativeTrainStepRequest, cancel?: Int32Array): Promise<NativeTrainStepResult>;
+  joinGroup(group: NativeProcessGroup): Promise<void>;
+  abstainFromStep(group: NativeProcessGroup): Promise<void>;
+  state(): Promise<Record<string, NativeTensorOut>>;
   save(path: string): Promise<void>;
   saveCheckpoint(path: string): Promise<void>;
   loadCheckpoint(path: string): Promise<void>;
@@ -125,8 +140,39 @@ export interface NativeTorchModel {
   dispose(): void;
 }
 
+/** The configuration a process group starts with (every field resolved). */
+export interface NativeProcessGroupConfig {
+  backend: 'gloo' | 'nccl';
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs: number;
+  rendezvousTimeoutMs: number;
+  fingerprint: string;
+  /** torchrun's static rendezvous: its agent hosts the store (TORCHELASTIC_USE_AGENT_STORE). */
+  agentStore: boolean;
+  restartCount: number;
+}
+
+/** One member of a c10d process group; collectives run on libuv's pool. */
+export interface NativeProcessGroup {
+  init(config: NativeProcessGroupConfig): Promise<void>;
+  allReduce(tensor: NativeTensorIn, op: 'sum' | 'avg' | 'max' | 'min'): Promise<NativeTensorOut>;
+  broadcast(tensor: NativeTensorIn, src: number): Promise<NativeTensorOut>;
+  /** Every rank's tensor stacked along a new first dimension. */
+  allGather(tensor: NativeTensorIn): Promise<NativeTensorOut>;
+  barrier(): Promise<void>;
+  allGatherBytes(bytes: Uint8Array): Promise<Uint8Array[]>;
+  destroy(): Promise<void>;
+  info(): { rank: number; worldSize: number; backend: string; port: number };
+}
+
 export interface NativeTorchBinding {
   TorchModel: new () => NativeTorchModel;
+  TorchProcessGroup: new () => NativeProcessGroup;
+  distributedBackends(): { gloo: boolean; nccl: boolean };
   torchSetThreads(threads: number): void;
   torchThreads(): number;
   torchSetGraphOptimization(enabled: boolean): void;

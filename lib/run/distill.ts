@@ -3,7 +3,7 @@
 // objective, anti-forgetting — checkpointing atomically, evaluating before and after each stage, resumable
 // to the same result an uninterrupted run reaches.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { relative } from 'node:path';
 import { pacedCount, rankByConfidence } from '../curriculum/pacing';
@@ -14,7 +14,8 @@ import type { TaskRecord } from '../data/dataset-format';
 import { GeneralMix } from '../data/general-mix';
 import { loadMnistDigits, splitMnist } from '../data/mnist-digits';
 import { Random } from '../data/random';
-import { accuracyOf, programOf, runInstances, runPrograms } from '../data/run-programs';
+import { programOf, runInstances, runPrograms } from '../data/run-programs';
+import type { ProcessGroup } from '../distributed/process-group';
 import { SdvpError } from '../errors/sdvp-error';
 import { loadModel } from '../models/load-model';
 import type { Model, TrainStepOptions, TrainStepResult } from '../models/model';
@@ -22,19 +23,28 @@ import { defaultThreads, setThreads } from '../models/torch-runtime';
 import { visprogModuleOf } from '../program/framework-bridge';
 import type { RasterImage } from '../program/image';
 import { defaultModuleRegistry } from '../program/module-registry';
+import type { SubTaskInstance } from '../program/sub-tasks';
 import { parseViperProgram } from '../program/viper-parser';
 import { parseVisProgProgram } from '../program/visprog-parser';
 import { folderImageSource } from '../teachers/image-source';
 import { LabelStore } from '../teachers/label-store';
 import { loadTeacherRegistry, openTeachers, selectTeachers } from '../teachers/registry';
-import { type LabelSummary, labelInstances } from '../teachers/scheduler';
+import type { LabelSummary } from '../teachers/scheduler';
 import type { Teacher } from '../teachers/teacher';
 import type { TeacherOutput } from '../teachers/teacher-output';
 import type { RunConfig } from './config';
-import { type Evaluation, evaluateSubmodules, evaluateSystem } from './evaluate';
-import { type ReplaySet, buildReplaySet } from './replay';
+import {
+  type Evaluation,
+  combineEvaluations,
+  combineSubmodules,
+  evaluateSubmodules,
+  evaluateSystem,
+} from './evaluate';
+import { labelOnRanks } from './label-shards';
+import { type ReplaySet, drawReplayViews, labelReplayViews } from './replay';
 import { writeRunReport } from './report';
 import { RunFiles } from './run-files';
+import { RunGroup } from './run-group';
 import {
   type StageItem,
   type StageItemsSummary,
@@ -42,7 +52,7 @@ import {
   buildStageItems,
   methodOf,
 } from './stage-items';
-import { Student } from './student';
+import { Student, type StudentView } from './student';
 
 export interface DistillProgress {
   phase: 'evaluate' | 'execute' | 'label' | 'prepare' | 'train';
@@ -60,6 +70,12 @@ export interface DistillOptions {
   resume?: boolean;
   /** Lines for the terminal (also written to log.txt). */
   log?: (line: string) => void;
+  /**
+   * Data parallel over a process group (docs/distributed.md): every rank calls distill with the same config;
+   * program execution, labelling, each training batch and evaluation are shared out, and rank 0 alone writes
+   * the run folder, which every rank must see at the same path.
+   */
+  group?: ProcessGroup;
 }
 
 export interface StageReport {
@@ -163,22 +179,61 @@ function checkConfig(config: RunConfig, dataset: Dataset): void {
   }
 }
 
-export async function distill(config: RunConfig, options: DistillOptions = {}): Promise<DistillResult> {
-  const started = performance.now();
-  const files = new RunFiles(config.run!);
-  const dataset = openDataset(config.data);
-  checkConfig(config, dataset);
-  const configDigest = digest(JSON.stringify(config));
-  const inputs = inputsDigest(config, dataset);
-  let state = files.readJson<RunState>('run.json');
-  if (state && !options.resume) {
+/**
+ * The ranks of a group must run the same config, all starting or all resuming, with batches every rank gets
+ * rows of: ERR_SDVP_DIST_CONFIG otherwise, on every rank.
+ */
+async function agreeOnConfig(ranks: RunGroup, config: RunConfig, resume: boolean): Promise<void> {
+  const seen = await ranks.gather({ config, resume });
+  for (let rank = 1; rank < seen.length; rank++) {
+    const theirs = seen[rank].config as unknown as Record<string, unknown>;
+    const ours = seen[0].config as unknown as Record<string, unknown>;
+    const changed = [...new Set([...Object.keys(ours), ...Object.keys(theirs)])].filter(
+      (key) => JSON.stringify(ours[key]) !== JSON.stringify(theirs[key]),
+    );
+    if (changed.length > 0) {
+      throw new SdvpError(
+        'ERR_SDVP_DIST_CONFIG',
+        `rank ${rank} was started with another config than rank 0 (${changed.join(', ')} differ); every rank of a run needs the same config.`,
+        { field: changed[0] },
+      );
+    }
+    if (seen[rank].resume !== seen[0].resume) {
+      throw new SdvpError(
+        'ERR_SDVP_DIST_CONFIG',
+        `rank ${rank} was started to ${seen[rank].resume ? 'resume' : 'start'} the run, rank 0 to ${seen[0].resume ? 'resume' : 'start'} it.`,
+        { field: 'resume' },
+      );
+    }
+  }
+  const replayRows = Math.max(1, Math.round(config.batchSize * config.antiForgetting.replayFraction));
+  const smallest = config.antiForgetting.enabled ? Math.min(config.batchSize, replayRows) : config.batchSize;
+  if (smallest < ranks.worldSize) {
+    throw new SdvpError(
+      'ERR_SDVP_DIST_CONFIG',
+      `batchSize ${config.batchSize} gives steps of ${smallest} rows, fewer than the ${ranks.worldSize} ranks (each rank needs a row of every step); raise batchSize or use fewer ranks.`,
+      { field: 'batchSize' },
+    );
+  }
+}
+
+/** The run's state when it starts: what run.json holds (checked against the config), or undefined. */
+function openRunState(
+  files: RunFiles,
+  config: RunConfig,
+  configDigest: string,
+  inputs: string,
+  resume: boolean,
+): RunState | undefined {
+  const state = files.readJson<RunState>('run.json');
+  if (state && !resume) {
     throw new SdvpError(
       'ERR_SDVP_CONFIG',
       `${files.root} already holds a run; resume it (--resume) or choose another run folder.`,
       { field: 'run' },
     );
   }
-  if (!state && options.resume)
+  if (!state && resume)
     throw new SdvpError('ERR_SDVP_CONFIG', `${files.root} holds no run to resume (no run.json).`, {
       field: 'run',
     });
@@ -207,9 +262,53 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       );
     }
   }
-  files.ensure();
+  return state;
+}
+
+export async function distill(config: RunConfig, options: DistillOptions = {}): Promise<DistillResult> {
+  const started = performance.now();
+  const ranks = new RunGroup(options.group);
+  const leader = ranks.leader;
+  const files = new RunFiles(config.run!);
+  const configDigest = digest(JSON.stringify(config));
+  if (options.group) await agreeOnConfig(ranks, config, options.resume === true);
+  let dataset!: Dataset;
+  const digests = await ranks.settle('opening the dataset', () => {
+    dataset = openDataset(config.data);
+    checkConfig(config, dataset);
+    return inputsDigest(config, dataset);
+  });
+  const inputs = digests[0];
+  const differs = digests.findIndex((other) => other !== inputs);
+  if (differs > 0) {
+    throw new SdvpError(
+      'ERR_SDVP_DIST_CONFIG',
+      `rank ${differs} reads another student file, dataset or teacher registry than rank 0 under the same paths; every rank needs the same inputs.`,
+      { field: 'inputs' },
+    );
+  }
+  // Rank 0 reads and checks the run folder; the others take its state, and check they see the same folder.
+  const opened = await ranks.fromLeader('opening the run folder', () => {
+    const state = openRunState(files, config, configDigest, inputs, options.resume === true);
+    files.ensure();
+    const nonce = randomUUID();
+    if (options.group) files.writeJson('group.json', { nonce, worldSize: ranks.worldSize });
+    return { state: state ?? null, nonce };
+  });
+  let state = opened.state ?? undefined;
+  if (options.group) {
+    await ranks.settle('opening the run folder', () => {
+      if (!leader && files.readJson<{ nonce: string }>('group.json')?.nonce !== opened.nonce) {
+        throw new SdvpError(
+          'ERR_SDVP_DIST_CONFIG',
+          `rank ${ranks.rank} does not see the run folder ${files.root} that rank 0 writes; on several machines it must be on a shared filesystem, at the same path.`,
+          { field: 'run' },
+        );
+      }
+    });
+  }
   const log = (line: string) => {
-    files.append('log.txt', `${new Date().toISOString()} ${line}`);
+    if (leader) files.append('log.txt', `${new Date().toISOString()} ${line}`);
     options.log?.(line);
   };
   setThreads(config.threads > 0 ? config.threads : defaultThreads());
@@ -225,11 +324,14 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
   const registry = loadTeacherRegistry(config.teachers);
   const entries = selectTeachers(registry, config.teacherIds);
   const minScore = new Map(entries.map((entry) => [entry.id, entry.minScore]));
-  const store = LabelStore.open(files.path('labels.sqlite'));
+  // Rank 0 keeps the run's label store; the others label into memory (label-shards.ts).
+  const store = LabelStore.open(leader ? files.path('labels.sqlite') : ':memory:');
   const teachers = await openTeachers(registry, entries);
   const images = folderImageSource(dataset.root);
   const model = await loadModel(state?.checkpoint ? files.path(state.checkpoint) : config.student);
   try {
+    // Every rank loaded the same file; joining checks it and makes the copies equal to the bit.
+    if (options.group) await model.joinGroup(options.group);
     const student = await Student.of(model);
     if (!state) {
       const served = new Set(Object.keys(student.modules()));
@@ -265,18 +367,27 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
         reports: [],
         seconds: 0,
       };
-      files.writeJson('config.json', config);
-      files.writeJson('run.json', state);
+      if (leader) {
+        files.writeJson('config.json', config);
+        files.writeJson('run.json', state);
+      }
       log(`run ${files.root}: stages ${stages.map((stage) => stage.name).join(' → ')}`);
     } else {
       log(`resuming ${files.root} at stage ${state.stage + 1} of ${state.stages.length}, step ${state.step}`);
     }
     const run = state;
     const studentModules = () => student.modules();
+    /** Sub-module accuracy on the target tasks' evaluation records, each rank scoring its share. */
+    const evaluateTargets = async (phase: string) =>
+      combineSubmodules(
+        await ranks.settle(phase, () =>
+          evaluateSubmodules(dataset, ranks.shard(evalTargetRecords), studentModules()),
+        ),
+      );
     if (!run.before) {
       options.onProgress?.({ phase: 'evaluate', done: 0, total: 1 });
-      run.before = scores(await evaluateSubmodules(dataset, evalTargetRecords, studentModules()));
-      files.writeJson('run.json', run);
+      run.before = scores(await evaluateTargets('evaluating the student before distillation'));
+      if (leader) files.writeJson('run.json', run);
       log(`sub-modules before distillation: ${JSON.stringify(run.before)}`);
     }
 
@@ -286,11 +397,20 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       const stage = run.stages[index];
       const folder = `stages/${index + 1}-${stage.name}`;
       const startCheckpoint = `ckpt/stage-${index + 1}-start.pt`;
-      let data = files.readJson<StageData>(`${folder}/items.json`);
-      if (!data || !existsSync(files.path(startCheckpoint))) {
-        await model.saveCheckpoint(files.path(startCheckpoint));
+      // Rank 0 decides whether the stage is prepared; the start checkpoint it writes is the frozen copy every
+      // rank loads (after the collectives of prepareStage, so after rank 0 has written it).
+      const prepared = await ranks.fromLeader(
+        'reading the stage',
+        () =>
+          files.readJson<StageData>(`${folder}/items.json`) !== undefined &&
+          existsSync(files.path(startCheckpoint)),
+      );
+      let data: StageData;
+      if (prepared) data = files.readJson<StageData>(`${folder}/items.json`)!;
+      else {
+        if (leader) await model.saveCheckpoint(files.path(startCheckpoint));
         data = await prepareStage(stage, index);
-        files.writeJson(`${folder}/items.json`, data);
+        if (leader) files.writeJson(`${folder}/items.json`, data);
         log(
           `stage ${index + 1} (${stage.name}): ${data.items.length} rows from ${data.summary.instances} instances ` +
             `(${data.summary.teacherLabelled} teacher-labelled, ${data.summary.groundTruthOnly} ground truth only, ${data.summary.skipped} skipped), ${data.steps} steps`,
@@ -299,7 +419,7 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       const frozen = config.antiForgetting.enabled ? await loadModel(files.path(startCheckpoint)) : undefined;
       try {
         const trained = await trainStage(stage, index, data, frozen);
-        const evaluation = await evaluateSubmodules(dataset, evalTargetRecords, studentModules());
+        const evaluation = await evaluateTargets(`evaluating stage ${index + 1}`);
         const before = index === 0 ? run.before : run.reports[index - 1].after;
         const report: StageReport = {
           index: index + 1,
@@ -320,13 +440,15 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
         };
         run.reports[index] = report;
         const end = `ckpt/stage-${index + 1}-end.pt`;
-        await model.saveCheckpoint(files.path(end));
         const previous = run.checkpoint;
         run.checkpoint = end;
         run.step = data.steps;
-        files.writeJson('run.json', { ...run, stage: index + 1, step: 0 });
-        if (previous && previous !== end && previous.includes('-step-'))
-          rmSync(files.path(previous), { force: true });
+        if (leader) {
+          await model.saveCheckpoint(files.path(end));
+          files.writeJson('run.json', { ...run, stage: index + 1, step: 0 });
+          if (previous && previous !== end && previous.includes('-step-'))
+            rmSync(files.path(previous), { force: true });
+        }
         log(
           `stage ${index + 1} (${stage.name}) done: sub-modules ${JSON.stringify(report.after)} (before ${JSON.stringify(before)})`,
         );
@@ -337,25 +459,32 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
 
     if (!run.final) {
       options.onProgress?.({ phase: 'evaluate', done: 0, total: 1 });
-      run.final = await evaluateSystem(dataset, studentModules(), {
-        framework: config.framework,
-        tasks: config.evalTasks,
-        split: config.evalSplit,
-        submoduleTasks: config.tasks,
-        concurrency: config.concurrency,
-        signal: options.signal,
-      });
-      await model.saveCheckpoint(files.path('ckpt/final.pt'));
+      run.final = combineEvaluations(
+        await ranks.settle('evaluating the distilled student', () =>
+          evaluateSystem(dataset, studentModules(), {
+            framework: config.framework,
+            tasks: config.evalTasks,
+            split: config.evalSplit,
+            submoduleTasks: config.tasks,
+            concurrency: config.concurrency,
+            signal: options.signal,
+            shard: { index: ranks.rank, count: ranks.worldSize },
+          }),
+        ),
+      );
+      if (leader) await model.saveCheckpoint(files.path('ckpt/final.pt'));
       run.checkpoint = 'ckpt/final.pt';
     }
     run.completed = true;
     run.seconds += (performance.now() - started) / 1000;
-    files.writeJson('run.json', run);
-    await writeRunReport(
-      files.root,
-      run,
-      model.parameters().reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0),
-    );
+    if (leader) {
+      files.writeJson('run.json', run);
+      await writeRunReport(
+        files.root,
+        run,
+        model.parameters().reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0),
+      );
+    }
     log(`done: ${JSON.stringify(run.final.tasks)}`);
     return { run: files.root, state: run, checkpoint: files.path('ckpt/final.pt') };
 
@@ -363,19 +492,26 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
 
     async function prepareStage(stage: Stage, index: number): Promise<StageData> {
       const preparing = performance.now();
-      options.onProgress?.({ phase: 'execute', stage: stage.name, done: 0, total: trainRecords.length });
-      const runs = await runPrograms(dataset, trainRecords, studentModules(), {
-        framework: config.framework,
-        concurrency: config.concurrency,
-        signal: options.signal,
-        onProgram: (done, total) =>
-          options.onProgress?.({ phase: 'execute', stage: stage.name, done, total }),
+      // Each rank runs its contiguous share of the programs; the instances come back in record order.
+      const mine = ranks.shard(trainRecords);
+      options.onProgress?.({ phase: 'execute', stage: stage.name, done: 0, total: mine.length });
+      let found: SubTaskInstance[] = [];
+      const executed = await ranks.settle(`executing the programs of stage ${index + 1}`, async () => {
+        const runs = await runPrograms(dataset, mine, studentModules(), {
+          framework: config.framework,
+          concurrency: config.concurrency,
+          signal: options.signal,
+          onProgram: (done, total) =>
+            options.onProgress?.({ phase: 'execute', stage: stage.name, done, total }),
+        });
+        found = runInstances(dataset, runs).filter((instance) => stage.modules.includes(instance.module));
+        return { programs: runs.length, correct: runs.filter((run) => run.correct).length };
       });
-      const instances = runInstances(dataset, runs).filter((instance) =>
-        stage.modules.includes(instance.module),
-      );
+      const instances = await ranks.concat(found);
+      const programs = executed.reduce((sum, part) => sum + part.programs, 0);
+      const correct = executed.reduce((sum, part) => sum + part.correct, 0);
       const priorities = Object.fromEntries(stage.modules.map((module, i) => [module, i]));
-      const labels = await labelInstances(instances, teachers, {
+      const labels = await labelOnRanks(ranks, instances, teachers, {
         store,
         images,
         signal: options.signal,
@@ -417,7 +553,11 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       return {
         steps: Math.max(1, Math.min(uncapped, config.maxStepsPerStage ?? uncapped)),
         items,
-        execution: { programs: runs.length, accuracy: accuracyOf(runs), instances: instances.length },
+        execution: {
+          programs,
+          accuracy: programs === 0 ? 0 : correct / programs,
+          instances: instances.length,
+        },
         labels,
         summary,
         preparedSeconds: (performance.now() - preparing) / 1000,
@@ -445,19 +585,23 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       );
       const otherEvery = config.antiForgetting.otherHeadEvery;
       const replay = new Map<StudentMethod, ReplaySet>();
-      if (frozen && replayRows > 0) {
+      if (frozen && replayRows > 0) await buildReplay(frozen);
+
+      /**
+       * Draws the stage's replay inputs (the same on every rank: the mixes are seeded) and labels them with the
+       * frozen copy, each rank its contiguous share; the shares are gathered, so every rank holds the same set.
+       */
+      async function buildReplay(frozenModel: Model): Promise<void> {
         options.onProgress?.({ phase: 'prepare', stage: stage.name, done: 0, total: 1 });
-        const frozenStudent = await Student.of(frozen);
+        const frozenStudent = await Student.of(frozenModel);
         const digits = loadMnistDigits();
         const generatorSeed = dataset.manifest.generator?.seed ?? config.seed;
         const pool = splitMnist(digits, generatorSeed).train;
+        const draws: Array<{ method: StudentMethod; views: StudentView[] }> = [];
         for (const method of methods) {
           const mix = new GeneralMix(new Random(config.seed).fork(`replay-${index}-${method}`), pool, digits);
           const count = Math.ceil(data.steps / methods.length) * replayRows;
-          replay.set(
-            method,
-            await buildReplaySet(frozenStudent, mix, method, count, topKOf(method), options.signal),
-          );
+          draws.push({ method, views: drawReplayViews(mix, method, count) });
         }
         if (otherEvery > 0) {
           for (const method of otherMethods) {
@@ -467,11 +611,37 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
               digits,
             );
             const count = Math.ceil(data.steps / otherEvery) * replayRows;
-            replay.set(
-              method,
-              await buildReplaySet(frozenStudent, mix, method, count, topKOf(method), options.signal),
+            draws.push({ method, views: drawReplayViews(mix, method, count) });
+          }
+        }
+        const labelled: Array<Pick<ReplaySet, 'indices' | 'logprobs' | 'k'>> = [];
+        await ranks.settle(`labelling the replay of stage ${index + 1}`, async () => {
+          for (const { method, views } of draws) {
+            labelled.push(
+              await labelReplayViews(
+                frozenStudent,
+                ranks.shard(views),
+                method,
+                topKOf(method),
+                options.signal,
+              ),
             );
           }
+        });
+        for (const [i, { method, views }] of draws.entries()) {
+          const own = labelled[i];
+          replay.set(
+            method,
+            options.group
+              ? {
+                  method,
+                  views,
+                  indices: Int32Array.from(await ranks.concat(Array.from(own.indices))),
+                  logprobs: Float32Array.from(await ranks.concat(Array.from(own.logprobs))),
+                  k: own.k,
+                }
+              : { method, views, ...own },
+          );
         }
       }
 
@@ -507,14 +677,20 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
 
       function composeStep(
         method: StudentMethod,
-        items: StageItem[],
+        stepItems: StageItem[],
         set: ReplaySet | undefined,
         replayStart: number,
         replayCount: number,
         t: number,
       ) {
-        const count = set ? Math.min(replayCount, set.views.length - replayStart) : 0;
-        const rows = items.length + Math.max(0, count);
+        const count = Math.max(0, set ? Math.min(replayCount, set.views.length - replayStart) : 0);
+        // The step's rows are the items, then the replayed rows; this rank trains its contiguous share of them.
+        const hasItems = stepItems.length > 0;
+        const [begin, end] = ranks.range(stepItems.length + count);
+        const items = stepItems.slice(begin, Math.min(end, stepItems.length));
+        const replayBegin = Math.max(0, begin - stepItems.length);
+        const replayEnd = Math.max(replayBegin, end - stepItems.length);
+        const rows = end - begin;
         const k = topKOf(method);
         const side = student.imageSide;
         const imagesData = new Float32Array(rows * 3 * side * side);
@@ -556,8 +732,8 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
           labels[row] = item.hard;
           fillRow(row, item.soft.index, item.soft.p, item.soft.index.length, false);
         });
-        for (let i = 0; i < count; i++) {
-          const row = items.length + i;
+        for (let i = replayBegin; i < replayEnd; i++) {
+          const row = items.length + i - replayBegin;
           student.fill([set!.views[replayStart + i]], imagesData, tokens, row);
           fillRow(
             row,
@@ -569,7 +745,6 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
           rowWeights[row] = config.antiForgetting.weight;
         }
         const lr = cosineLr(t, data.steps, config.optimizer);
-        const hasItems = items.length > 0;
         return {
           method,
           itemRows: items.length,
@@ -603,14 +778,22 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
       let lastLoss = Number.NaN;
       let next = run.step < data.steps ? stepsAt(run.step) : [];
       let sinceCheckpoint = 0;
+      // A rank's stop request is everyone's at the next step, so the ranks stop after the same step; a
+      // distributed step itself is never abandoned halfway by one rank.
+      const stopRequested = async () => {
+        const stop = options.signal?.aborted === true;
+        return options.group ? (await ranks.gather(stop)).some(Boolean) : stop;
+      };
       for (let t = run.step; t < data.steps; t++) {
-        if (options.signal?.aborted) break;
+        if (await stopRequested()) break;
         const current = next;
         const results: TrainStepResult[] = [];
         let aborted = false;
         for (let i = 0; i < current.length; i++) {
           const { itemRows: _rows, items: _items, ...step } = current[i];
-          const running = model.trainStep({ ...step, signal: options.signal });
+          const running = model.trainStep(
+            options.group ? { ...step, distributed: options.group } : { ...step, signal: options.signal },
+          );
           if (i === current.length - 1) next = t + 1 < data.steps ? stepsAt(t + 1) : [];
           try {
             results.push(await running);
@@ -625,13 +808,13 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
         if (aborted) break;
         for (const result of results) {
           inStep += result.timings.totalMs / 1000;
-          samples += result.rows;
+          samples += result.distributed?.globalRows ?? result.rows;
         }
         lastLoss = results[0].loss;
         run.step = t + 1;
         sinceCheckpoint++;
         if (t % 10 === 0 || t === data.steps - 1)
-          logMetrics(stage, t, current[0], results[0], results.slice(1));
+          await logMetrics(stage, t, current[0], results[0], results.slice(1));
         const seconds = (performance.now() - loopStarted) / 1000;
         options.onProgress?.({
           phase: 'train',
@@ -660,51 +843,68 @@ export async function distill(config: RunConfig, options: DistillOptions = {}): 
 
     async function checkpointStep(index: number, step: number): Promise<void> {
       const name = `ckpt/stage-${index + 1}-step-${String(step).padStart(6, '0')}.pt`;
-      await model.saveCheckpoint(files.path(name));
       const previous = run.checkpoint;
       run.checkpoint = name;
       run.step = step;
+      if (!leader) return;
+      await model.saveCheckpoint(files.path(name));
       files.writeJson('run.json', run);
       if (previous && previous !== name && previous.includes('-step-'))
         rmSync(files.path(previous), { force: true });
     }
 
-    function logMetrics(
+    /** Logs a step's metrics; in a group, over every rank's rows (the per-row statistics are each rank's). */
+    async function logMetrics(
       stage: Stage,
       t: number,
       step: { itemRows: number; items: StageItem[]; objective: TrainStepOptions['objective'] },
       result: TrainStepResult,
       other: TrainStepResult[],
-    ): void {
+    ): Promise<void> {
       const itemRows = step.itemRows;
-      const mean = (values: Float32Array, from: number, to: number) => {
-        let sum = 0;
-        for (let i = from; i < to; i++) sum += values[i];
-        return to > from ? sum / (to - from) : null;
+      const sum = (values: Float32Array, from: number, to: number) => {
+        let total = 0;
+        for (let i = from; i < to; i++) total += values[i];
+        return total;
       };
-      let agree = 0;
-      let teacherRows = 0;
+      const part = {
+        agree: 0,
+        teacherRows: 0,
+        labelled: 0,
+        hardCe: 0,
+        teacherKl: sum(result.stats.kd, 0, itemRows),
+        itemRows,
+        replayKl: sum(result.stats.kd, itemRows, result.rows),
+        replayRows: result.rows - itemRows,
+        otherKl: other.length > 0 ? sum(other[0].stats.kd, 0, other[0].rows) : 0,
+        otherRows: other.length > 0 ? other[0].rows : 0,
+      };
       step.items.forEach((item, row) => {
-        if (item.softFrom !== 'teacher') return;
-        teacherRows++;
-        if (result.stats.argmax[row] === item.soft.index[0]) agree++;
+        if (item.softFrom === 'teacher') {
+          part.teacherRows++;
+          if (result.stats.argmax[row] === item.soft.index[0]) part.agree++;
+        }
+        if (item.hard >= 0) {
+          part.labelled++;
+          part.hardCe += result.stats.ce[row];
+        }
       });
-      const labelled = step.items.filter((item) => item.hard >= 0).length;
-      let hardCe = 0;
-      step.items.forEach((item, row) => {
-        if (item.hard >= 0) hardCe += result.stats.ce[row];
-      });
+      const parts = await ranks.gather(part);
+      if (!leader) return;
+      const total = (key: keyof typeof part) => parts.reduce((acc, entry) => acc + entry[key], 0);
+      const mean = (key: keyof typeof part, count: keyof typeof part) =>
+        total(count) > 0 ? total(key) / total(count) : null;
       files.append(
         'metrics.jsonl',
         JSON.stringify({
           stage: stage.name,
           step: t,
           loss: result.loss,
-          hardCe: labelled > 0 ? hardCe / labelled : null,
-          teacherKl: mean(result.stats.kd, 0, itemRows),
-          antiForgettingKl: mean(result.stats.kd, itemRows, result.rows),
-          otherHeadKl: other.length > 0 ? mean(other[0].stats.kd, 0, other[0].rows) : null,
-          agreement: teacherRows > 0 ? agree / teacherRows : null,
+          hardCe: mean('hardCe', 'labelled'),
+          teacherKl: mean('teacherKl', 'itemRows'),
+          antiForgettingKl: mean('replayKl', 'replayRows'),
+          otherHeadKl: other.length > 0 ? mean('otherKl', 'otherRows') : null,
+          agreement: mean('agree', 'teacherRows'),
           lr: result.lr,
           temperature: step.objective.temperature,
           alpha: step.objective.ceWeight,

@@ -10,6 +10,7 @@ import { matchedBoxes } from '../data/scene';
 import { type Box, cropImage } from '../program/image';
 import type { ModuleImplementation } from '../program/interpreter';
 import type { Framework, Step } from '../program/step-graph';
+import { shardRange } from './run-group';
 
 export interface SubmoduleScore {
   correct: number;
@@ -20,8 +21,9 @@ export interface SubmoduleScore {
 export interface Evaluation {
   /** End-to-end accuracy per task (fraction). */
   tasks: Record<string, number>;
-  /** Programs per task. */
+  /** Programs per task, and how many of them were answered right. */
   counts: Record<string, number>;
+  correct: Record<string, number>;
   /** Per module, over the sub-answers of every evaluated task. */
   submodules: Record<string, SubmoduleScore>;
   /** VQA confusion: truth → predicted → count. */
@@ -39,6 +41,8 @@ export interface EvaluateOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Evaluate only part `index` of `count` contiguous parts of each task's records (a rank's share). */
+  shard?: { index: number; count: number };
 }
 
 function relative(box: readonly number[], region: Box | null): Box {
@@ -135,10 +139,16 @@ export async function evaluateSystem(
   const started = performance.now();
   const tasks: Record<string, number> = {};
   const counts: Record<string, number> = {};
-  const records = options.tasks.flatMap((task) => dataset.records(task, options.split));
+  const correct: Record<string, number> = {};
+  const shard = options.shard ?? { index: 0, count: 1 };
+  const recordsOf = (task: string) => {
+    const all = dataset.records(task, options.split);
+    return all.slice(...shardRange(all.length, shard.index, shard.count));
+  };
+  const records = options.tasks.flatMap(recordsOf);
   let done = 0;
   for (const task of options.tasks) {
-    const taskRecords = dataset.records(task, options.split);
+    const taskRecords = recordsOf(task);
     const runs = await runPrograms(dataset, taskRecords, modules, {
       framework: options.framework,
       concurrency: options.concurrency,
@@ -147,12 +157,54 @@ export async function evaluateSystem(
     });
     tasks[task] = accuracyOf(runs);
     counts[task] = runs.length;
+    correct[task] = runs.filter((run) => run.correct).length;
   }
   const subTasks = options.submoduleTasks ?? options.tasks;
-  const { submodules, confusion } = await evaluateSubmodules(
-    dataset,
-    subTasks.flatMap((task) => dataset.records(task, options.split)),
-    modules,
+  const { submodules, confusion } = await evaluateSubmodules(dataset, subTasks.flatMap(recordsOf), modules);
+  return { tasks, counts, correct, submodules, confusion, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Sub-module scores of disjoint parts of the records (the ranks' shares), as one evaluation of them all. */
+export function combineSubmodules(
+  parts: ReadonlyArray<Pick<Evaluation, 'submodules' | 'confusion'>>,
+): Pick<Evaluation, 'submodules' | 'confusion'> {
+  const submodules: Record<string, SubmoduleScore> = {};
+  const confusion: Evaluation['confusion'] = {};
+  for (const part of parts) {
+    for (const [module, score] of Object.entries(part.submodules)) {
+      submodules[module] ??= { correct: 0, total: 0, accuracy: 0 };
+      submodules[module].correct += score.correct;
+      submodules[module].total += score.total;
+    }
+    for (const [truth, row] of Object.entries(part.confusion)) {
+      confusion[truth] ??= {};
+      for (const [predicted, count] of Object.entries(row))
+        confusion[truth][predicted] = (confusion[truth][predicted] ?? 0) + count;
+    }
+  }
+  for (const entry of Object.values(submodules))
+    entry.accuracy = entry.total > 0 ? entry.correct / entry.total : 0;
+  return { submodules, confusion };
+}
+
+/** End-to-end evaluations of disjoint parts of the records, as one (its time: the slowest part's). */
+export function combineEvaluations(parts: readonly Evaluation[]): Evaluation {
+  const counts: Record<string, number> = {};
+  const correct: Record<string, number> = {};
+  for (const part of parts) {
+    for (const [task, count] of Object.entries(part.counts)) {
+      counts[task] = (counts[task] ?? 0) + count;
+      correct[task] = (correct[task] ?? 0) + part.correct[task];
+    }
+  }
+  const tasks = Object.fromEntries(
+    Object.keys(counts).map((task) => [task, counts[task] === 0 ? 0 : correct[task] / counts[task]]),
   );
-  return { tasks, counts, submodules, confusion, seconds: (performance.now() - started) / 1000 };
+  return {
+    tasks,
+    counts,
+    correct,
+    ...combineSubmodules(parts),
+    seconds: Math.max(...parts.map((part) => part.seconds)),
+  };
 }

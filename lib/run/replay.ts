@@ -41,6 +41,31 @@ function topK(
   return { indices, logprobs };
 }
 
+/** Draws `count` replay inputs for one head from the mix (in the mix's order: the same on every rank). */
+export function drawReplayViews(mix: GeneralMix, method: StudentMethod, count: number): StudentView[] {
+  const views: StudentView[] = [];
+  for (let i = 0; i < count; i++) {
+    const sample = method === 'answer' ? mix.answer() : mix.ground();
+    views.push({ image: sample.image, region: sample.region, text: sample.text });
+  }
+  return views;
+}
+
+/** The frozen student's top-k log-probabilities of replay inputs (k at most the head's width). */
+export async function labelReplayViews(
+  frozen: Student,
+  views: StudentView[],
+  method: StudentMethod,
+  k: number,
+  signal?: AbortSignal,
+): Promise<Pick<ReplaySet, 'indices' | 'logprobs' | 'k'>> {
+  const logits =
+    method === 'answer' ? await frozen.answerLogits(views, signal) : await frozen.groundScores(views, signal);
+  const width = views.length > 0 ? logits.length / views.length : 1;
+  const kept = Math.min(k, width);
+  return { ...topK(logits, views.length, width, kept), k: kept };
+}
+
 /** Draws `count` replay inputs for one head and labels them with the frozen student. */
 export async function buildReplaySet(
   frozen: Student,
@@ -50,14 +75,6 @@ export async function buildReplaySet(
   k: number,
   signal?: AbortSignal,
 ): Promise<ReplaySet> {
-  const views: StudentView[] = [];
-  for (let i = 0; i < count; i++) {
-    const sample = method === 'answer' ? mix.answer() : mix.ground();
-    views.push({ image: sample.image, region: sample.region, text: sample.text });
-  }
-  const logits =
-    method === 'answer' ? await frozen.answerLogits(views, signal) : await frozen.groundScores(views, signal);
-  const width = count > 0 ? logits.length / count : 1;
-  const kept = Math.min(k, width);
-  return { method, views, ...topK(logits, count, width, kept), k: kept };
+  const views = drawReplayViews(mix, method, count);
+  return { method, views, ...(await labelReplayViews(frozen, views, method, k, signal)) };
 }

@@ -3,6 +3,7 @@
 //   <run>/config.json     the validated config the run started with
 //   <run>/run.json        progress: stage, step, the checkpoint to resume from, stage reports
 //   <run>/labels.sqlite   teacher outputs (the label store)
+//   <run>/group.json      the last multi-process start (its nonce: each rank checks it sees this folder)
 //   <run>/ckpt/*.pt       checkpoints: stage-<i>-start.pt (the frozen copy), stage-<i>-step-<n>.pt, final.pt
 //   <run>/stages/<i>-<name>/items.json   the stage's training set, so a resumed stage trains on the same rows
 //   <run>/metrics.jsonl   one line per logged step; <run>/log.txt: what happened, in words

@@ -407,6 +407,18 @@ void Model::load_checkpoint(const std::string& path) {
   impl_->refresh_metadata();
 }
 
+std::vector<std::pair<std::string, HostTensor>> Model::state() const {
+  std::lock_guard<std::mutex> run(impl_->run_mutex);
+  return translate_errors("ERR_SDVP_TORCH", "reading the model's state failed", [&] {
+    std::vector<std::pair<std::string, HostTensor>> out;
+    for (const auto& [name, value] : impl_->named_parameters())
+      out.emplace_back(name, to_host(value));
+    for (const auto& named : impl_->module.named_buffers(/*recurse=*/true))
+      out.emplace_back(named.name, to_host(named.value));
+    return out;
+  });
+}
+
 std::vector<ParameterInfo> Model::parameters() const {
   std::lock_guard<std::mutex> lock(impl_->meta_mutex);
   return impl_->parameter_info;

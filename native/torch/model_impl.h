@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed.h"
 #include "optimizers.h"
 #include "torch_runtime.h"
 
@@ -33,6 +34,7 @@ struct Model::Impl {
   int64_t trainable_generation = 0;  // bumped by every change of parameter_info's trainable flags
   int64_t trainable_applied = -1;    // the generation apply_trainable() last applied
   int training_mode = -1;            // under run_mutex: 1 train, 0 eval, -1 unknown
+  uint64_t joined_group = 0;         // under run_mutex: the ProcessGroup::id() last joined, or 0
 
   // Rebuilds the description from the module (trainable flags from requires_grad).
   void refresh_metadata();
@@ -43,6 +45,10 @@ struct Model::Impl {
   void set_training(bool on);
   NamedTensors named_parameters() const;
 };
+
+// Under run_mutex: makes this model equal rank 0's copy in `group` (parameters and buffers, after
+// checking every rank holds the same ones at the same step) and remembers the group as joined.
+void join_model(Model::Impl& impl, ProcessGroup& group);
 
 // Finds a method or throws RuntimeError(ERR_SDVP_MODEL_METHOD) naming the ones there are.
 torch::jit::Method find_method(const torch::jit::Module& module, const std::string& name);

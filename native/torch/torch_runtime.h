@@ -13,6 +13,8 @@
 
 namespace sdvp::torch_runtime {
 
+class ProcessGroup;  // distributed.h
+
 // Element types that cross the boundary. kBFloat16 carries raw bf16 bits (objective teachers only).
 enum class ElementType : int32_t {
   kFloat32 = 0,
@@ -123,6 +125,11 @@ struct TrainStepRequest {
   std::optional<OptimizerConfig> optimizer;  // configures (or reconfigures) the optimizer first
   int32_t accumulate = 1;                    // micro-batches per step (gradient accumulation)
   const volatile int32_t* cancel = nullptr;  // non-zero: stop between micro-batches, no update
+  // Data parallel: the gradients are summed over this group's ranks (each with its own batch)
+  // before clipping and the update, with the group's normaliser; the model joins the group (takes
+  // rank 0's parameters) on its first such step.
+  std::shared_ptr<ProcessGroup> distributed;
+  int64_t bucket_bytes = int64_t{25} << 20;  // the gradient all-reduce's flat bucket size
 };
 
 struct StepTimings {
@@ -131,6 +138,16 @@ struct StepTimings {
   double backward_ms = 0;   // backward through the model, the loss node excluded
   double optimizer_ms = 0;  // clipping and the parameter update
   double total_ms = 0;
+};
+
+// What a data-parallel step exchanged (world_size 0: a single-process step).
+struct DistributedStepInfo {
+  int32_t world_size = 0;
+  int32_t rank = 0;
+  int64_t global_rows = 0;  // the rows of every rank's batch
+  int64_t bytes = 0;        // the payload this rank all-reduced (gradients, flags, counts, summary)
+  int32_t buckets = 0;      // gradient buckets
+  double communication_ms = 0;  // the step summary and the gradient all-reduce, waits included
 };
 
 struct TrainStepResult {
@@ -147,6 +164,7 @@ struct TrainStepResult {
   double lr = 0;     // the default group's rate used by this step
   int64_t step = 0;  // optimizer steps taken, this one included
   StepTimings timings;
+  DistributedStepInfo distributed;
 };
 
 struct ParameterInfo {
@@ -206,6 +224,16 @@ class Model {
   // Forward, fused objective, backward, clipping, optimizer step. Transactional: on any error the
   // parameters, the optimizer state and the step counter are as they were.
   TrainStepResult train_step(const TrainStepRequest& request);
+
+  // Joins a process group for data-parallel steps: every rank must call it (or take its first
+  // distributed step) at the same point; rank 0's parameters and buffers replace the others'.
+  void join_group(const std::shared_ptr<ProcessGroup>& group);
+  // Takes part in a data-parallel step this rank cannot run (its request was rejected before it
+  // reached the runtime), so every rank skips it instead of waiting for this one until the timeout.
+  void abstain_from_step(const std::shared_ptr<ProcessGroup>& group);
+
+  // The values of the parameters and buffers, by name (copies on the host).
+  std::vector<std::pair<std::string, HostTensor>> state() const;
 
   void save(const std::string& path);             // plain TorchScript, written atomically
   void save_checkpoint(const std::string& path);  // TorchScript + optimizer state + step counter

@@ -51,6 +51,18 @@ const QUESTIONS = [
 ];
 export const TASK_TOKENS_PER_QUESTION = 6;
 
+/** A small tiny-vlm for the quadrant task (trains in seconds). */
+export const TASK_MODEL_CONFIG = {
+  channels: [8, 16, 32],
+  dim: 32,
+  hidden: 64,
+  gridSize: 2,
+  maxTokens: 6,
+  imageSize: 16,
+  tokenVocab: TASK_TOKENS,
+  answerVocab: TASK_ANSWERS,
+};
+
 export interface TaskBatch {
   images: Tensor;
   tokens: Tensor;
