@@ -17,6 +17,8 @@ export interface CommandArgs {
   string(name: string, required?: false): string | undefined;
   /** An option as an integer in [min, max], or `fallback` when absent. */
   integer(name: string, fallback: number, min: number, max: number): number;
+  /** An option as a finite number in (min, max], or `fallback` when absent. */
+  number(name: string, fallback: number, min: number, max: number): number;
   flag(name: string): boolean;
 }
 
@@ -58,6 +60,18 @@ export function parseCommandArgs(
       if (!Number.isInteger(value) || value < min || value > max) {
         throw usageError(
           `--${name} must be an integer in [${min}, ${max}], but received '${raw}'.`,
+          `--${name}`,
+        );
+      }
+      return value;
+    },
+    number(name, fallback, min, max) {
+      const raw = values[name];
+      if (raw === undefined) return fallback;
+      const value = Number(raw);
+      if (raw === '' || !Number.isFinite(value) || value <= min || value > max) {
+        throw usageError(
+          `--${name} must be a number in (${min}, ${max}], but received '${raw}'.`,
           `--${name}`,
         );
       }
