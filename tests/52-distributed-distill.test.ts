@@ -2,9 +2,10 @@
 // the same run on one process ends — the same stages, training rows, labels and final accuracy, the same
 // parameters to float rounding — also from two launchers (--nnodes 2) and when stopped (Ctrl-C) and resumed;
 // a killed worker fails the run at once, naming it (on its machine through the launcher, on another one at
-// the next collective); ranks started with different configs, and a busy rendezvous port, are refused.
+// the next collective); a hung (stopped) worker fails the others within --timeout; ranks started with
+// different configs, a busy rendezvous port and bad launch options are refused.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -255,6 +256,34 @@ test.serial(
   },
 );
 
+test.serial('a hung worker (stopped) fails the others within --timeout, naming its rank', async (t) => {
+  if (skip) return t.pass(skip);
+  if (process.platform !== 'linux') return t.pass('finding the workers reads /proc');
+  const { base } = await onOneProcess();
+  const file = configFile('hung-node', base);
+  const port = String(await findFreePort());
+  const launchers = [0, 1].map((node) =>
+    spawn(process.execPath, [cli, ...onMachineOfTwo(file, node, port), '--timeout', '8'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const ends = launchers.map(finished);
+  const run = path.join(root, 'hung-node', 'run');
+  await waitFor(() => existsSync(path.join(run, 'stages', '1-LOC', 'items.json')), launchers[0], 240_000);
+  const victim = workerPid(launchers[1].pid!, 1);
+  t.truthy(victim, 'rank 1 is running');
+  process.kill(victim!, 'SIGSTOP');
+  const stoppedAt = Date.now();
+  const survivor = await ends[0];
+  const waited = Date.now() - stoppedAt;
+  process.kill(victim!, 'SIGKILL');
+  await ends[1];
+  t.log(`machine 0 failed ${waited} ms after rank 1 stopped`);
+  t.is(survivor.code, 1);
+  t.regex(survivor.stderr, /rank 1\b.*\[ERR_SDVP_DIST_(TIMEOUT|PEER)\]/s);
+  t.true(waited < 60_000, `failed after ${waited} ms`);
+});
+
 test('ranks started with different configs are refused at start, naming the field', async (t) => {
   if (skip) return t.pass(skip);
   const port = await findFreePort();
@@ -347,5 +376,22 @@ test('a busy rendezvous port fails the launch at once, naming rank 0 and the por
     t.regex(result.stderr, new RegExp(`ERR_SDVP_DIST_PORT|port ${port}`));
   } finally {
     server.close();
+  }
+});
+
+test('bad launch options are usage errors that name the option, before the config is read', (t) => {
+  for (const [args, option] of [
+    [['--node-rank', '1'], '--node-rank'],
+    [['--nproc-per-node', '0'], '--nproc-per-node'],
+    [['--nproc-per-node', '1', '--nnodes', '2', '--node-rank', '2'], '--node-rank'],
+    [['--nproc-per-node', '2', '--timeout', 'soon'], '--timeout'],
+    [['--timeout', '5'], '--timeout'],
+  ] as [string[], string][]) {
+    const result = spawnSync(process.execPath, [cli, 'distill', '--config', 'no-such.json', ...args], {
+      encoding: 'utf8',
+    });
+    t.is(result.status, 2, args.join(' '));
+    t.true(result.stderr.includes(option), `${args.join(' ')}: ${result.stderr}`);
+    t.true(result.stderr.includes('ERR_SDVP_USAGE'), args.join(' '));
   }
 });

@@ -4,7 +4,7 @@
 
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
-import { initProcessGroup } from '../distributed/init-process-group';
+import { DEFAULT_TIMEOUT_MS, initProcessGroup } from '../distributed/init-process-group';
 import { launchWorkers } from '../distributed/launch';
 import type { ProcessGroup } from '../distributed/process-group';
 import { SdvpError } from '../errors/sdvp-error';
@@ -35,6 +35,8 @@ Launch options (data parallel over PyTorch's c10d, Gloo; docs/distributed.md):
   --node-rank R        this machine's index in [0, M) (default 0)
   --master-addr A      machine 0's address (default 127.0.0.1)
   --master-port P      the rendezvous port on machine 0 (default: a free port on one machine, else 29500)
+  --timeout S          seconds a collective waits for the other ranks before the run fails naming the
+                       missing ones (default 600): how soon a hung worker is noticed
 On several machines the run folder must be on a shared filesystem, at the same path on each.
 A worker started by torchrun (torchrun --no_python --nproc_per_node N sdvp distill --config FILE) joins
 its group from RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT.`;
@@ -142,6 +144,7 @@ export async function distillCommand(argv: string[]): Promise<number> {
     'node-rank': { type: 'string' },
     'master-addr': { type: 'string' },
     'master-port': { type: 'string' },
+    timeout: { type: 'string' },
   });
   if (args === 'help') {
     process.stdout.write(`${USAGE}\n`);
@@ -151,12 +154,20 @@ export async function distillCommand(argv: string[]): Promise<number> {
   const configFile = args.string('config');
   if (!resumeDir === !configFile) throw usageError('Give either --config FILE or --resume DIR.');
   const launchOptions = launchOf(args);
+  // The workers get --timeout with the rest of the command line.
+  const timeoutMs = Math.round(1000 * args.number('timeout', DEFAULT_TIMEOUT_MS / 1000, 0, 86_400));
+  if (args.values.timeout !== undefined && !launchOptions && !isWorker())
+    throw usageError('--timeout needs --nproc-per-node (or a worker started by torchrun).', '--timeout');
   const config = loadRunConfig(resumeDir ? join(resumeDir, 'config.json') : configFile!);
   // The run folder as the run recorded it (absolute), so a relative --resume DIR names the same run.
   if (resumeDir) config.run = resolve(resumeDir);
   if (launchOptions) return launch(argv, launchOptions);
   if (!isWorker()) return run(config, resumeDir !== undefined, args.flag('json'));
-  const group = await initProcessGroup();
+  // Machines may start minutes apart: the start keeps at least the default wait.
+  const group = await initProcessGroup({
+    timeoutMs,
+    rendezvousTimeoutMs: Math.max(timeoutMs, DEFAULT_TIMEOUT_MS),
+  });
   try {
     const code = await run(config, resumeDir !== undefined, args.flag('json'), group);
     // Rank 0 writes the run's last files after the last collective; the others wait for it.
