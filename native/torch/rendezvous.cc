@@ -59,6 +59,13 @@ std::string endpoint(const ProcessGroupConfig& config) {
 
 std::string claim_key(int32_t rank) { return "sdvp/claim/" + std::to_string(rank); }
 
+// A rank that finds the group misconfigured writes why under kAbortKey and counts itself under
+// kAbortSeenKey; the others read it there. Rank 0 hosts the store, so it waits (briefly) for every
+// rank that announced itself to have read it: otherwise they would only see the store vanish.
+const char* const kAbortKey = "sdvp/abort";
+const char* const kAbortSeenKey = "sdvp/abort-seen";
+constexpr int64_t kAbortLingerMs = 3000;
+
 // The first difference between this rank's record and rank `other`'s, or "".
 std::string mismatch(const ProcessGroupConfig& config, int32_t other, const RankRecord& theirs) {
   const std::string who = describe_rank(other, theirs);
@@ -220,6 +227,26 @@ std::map<int32_t, RankRecord> announce_and_wait(const c10::intrusive_ptr<c10d::S
                                                      "; give each rank exactly once");
     }
   };
+  // Fails the start with ERR_SDVP_DIST_CONFIG, after telling the other ranks why (see kAbortKey).
+  auto fail_config = [&](const std::string& message) {
+    try {
+      if (!store.check({kAbortKey})) store.set(kAbortKey, to_bytes(message));
+      store.add(kAbortSeenKey, 1);
+      if (config.rank == 0) {
+        int64_t announced = 0;
+        for (int32_t rank = 0; rank < config.world_size; ++rank)
+          announced += store.check({rank_record_key(rank)}) ? 1 : 0;
+        const Clock::time_point deadline =
+            Clock::now() + std::chrono::milliseconds(
+                               std::min<int64_t>(kAbortLingerMs, config.rendezvous_timeout_ms));
+        while (store.add(kAbortSeenKey, 0) < announced && Clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    } catch (const std::exception&) {
+      // The store is gone (rank 0 left): the other ranks learn of the failure from that.
+    }
+    throw RuntimeError("ERR_SDVP_DIST_CONFIG", message);
+  };
   // Marks the ranks that arrived: an sdvp rank by its announcement (compared with this rank's), a
   // PyTorch rank by what its Gloo backend publishes first.
   auto look_for_ranks = [&] {
@@ -230,9 +257,7 @@ std::map<int32_t, RankRecord> announce_and_wait(const c10::intrusive_ptr<c10d::S
         if (!record) continue;
         const std::string difference = mismatch(config, rank, *record);
         if (!difference.empty()) {
-          throw RuntimeError(
-              "ERR_SDVP_DIST_CONFIG",
-              "the ranks of the group at " + endpoint(config) + " disagree: " + difference);
+          fail_config("the ranks of the group at " + endpoint(config) + " disagree: " + difference);
         }
         records.emplace(rank, *record);
         arrived[static_cast<size_t>(rank)] = true;
@@ -248,7 +273,12 @@ std::map<int32_t, RankRecord> announce_and_wait(const c10::intrusive_ptr<c10d::S
     const Clock::time_point start = Clock::now();
     for (;;) {
       fail_if_claimed_twice();
-      look_for_ranks();
+      const bool aborted = store.check({kAbortKey});
+      look_for_ranks();  // finds this rank's own view of a mismatch first, when it has one
+      if (aborted) {
+        fail_config("another rank found the group at " + endpoint(config) +
+                    " misconfigured: " + from_bytes(store.get(kAbortKey)));
+      }
       if (std::all_of(arrived.begin(), arrived.end(), [](bool here) { return here; })) break;
       const auto waited =
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
