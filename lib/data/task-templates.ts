@@ -144,6 +144,45 @@ function relationTemplate(
 }
 
 /** "How many … ?": LOC of the phrase, then COUNT (in ViperGPT, the length of find's list). */
+/**
+ * A question about the digits of two distinct colours (each colour unique in the scene), combined by
+ * EVAL in VisProg and by `viperReturn` (over `first_digit`, `second_digit`) in ViperGPT.
+ */
+function twoDigitTemplate(spec: {
+  name: string;
+  weight: number;
+  question: (first: string, second: string) => string;
+  visprogEval: (a: string, b: string) => string;
+  viperReturn: string;
+  answer: (first: number, second: number) => string;
+}): WeightedTemplate {
+  return {
+    name: spec.name,
+    weight: spec.weight,
+    make(scenes, random) {
+      const scene = scenes.IMAGE;
+      const colors = random.shuffle(uniqueColors(scene));
+      if (colors.length < 2) return null;
+      const [first, second] = colors;
+      const p = new VisProgBuilder();
+      const a = p.askAbout('IMAGE', objectPhrase({ color: first }), IDENTITY_QUESTION);
+      const b = p.askAbout('IMAGE', objectPhrase({ color: second }), IDENTITY_QUESTION);
+      const result = p.eval(spec.visprogEval(a, b));
+      return {
+        template: spec.name,
+        question: spec.question(first, second),
+        program: p.result(result),
+        viperProgram: singleImageProgram([
+          askFirst('first_digit', 'image_patch', objectPhrase({ color: first }), IDENTITY_QUESTION),
+          askFirst('second_digit', 'image_patch', objectPhrase({ color: second }), IDENTITY_QUESTION),
+          spec.viperReturn,
+        ]),
+        answer: spec.answer(unique(scene, { color: first })!.digit, unique(scene, { color: second })!.digit),
+      };
+    },
+  };
+}
+
 function countDraft(template: string, scene: Scene, query: ObjectQuery, question: string): TaskDraft {
   const p = new VisProgBuilder();
   const count = p.count(p.loc('IMAGE', objectPhrase(query)));
@@ -188,56 +227,22 @@ const DIGITS_QA: WeightedTemplate[] = [
     (words, color) => `Which digit is ${words} the ${color} digit?`,
     (target) => String(target.digit),
   ),
-  {
+  twoDigitTemplate({
     name: 'compare',
     weight: 1.5,
-    make(scenes, random) {
-      const scene = scenes.IMAGE;
-      const colors = random.shuffle(uniqueColors(scene));
-      if (colors.length < 2) return null;
-      const [first, second] = colors;
-      const p = new VisProgBuilder();
-      const a = p.askAbout('IMAGE', objectPhrase({ color: first }), IDENTITY_QUESTION);
-      const b = p.askAbout('IMAGE', objectPhrase({ color: second }), IDENTITY_QUESTION);
-      const result = p.eval(`'yes' if {${a}} > {${b}} else 'no'`);
-      return {
-        template: 'compare',
-        question: `Is the ${first} digit larger than the ${second} digit?`,
-        program: p.result(result),
-        viperProgram: singleImageProgram([
-          askFirst('first_digit', 'image_patch', objectPhrase({ color: first }), IDENTITY_QUESTION),
-          askFirst('second_digit', 'image_patch', objectPhrase({ color: second }), IDENTITY_QUESTION),
-          'return bool_to_yesno(int(first_digit) > int(second_digit))',
-        ]),
-        answer: yesNo(unique(scene, { color: first })!.digit > unique(scene, { color: second })!.digit),
-      };
-    },
-  },
-  {
+    question: (first, second) => `Is the ${first} digit larger than the ${second} digit?`,
+    visprogEval: (a, b) => `'yes' if {${a}} > {${b}} else 'no'`,
+    viperReturn: 'return bool_to_yesno(int(first_digit) > int(second_digit))',
+    answer: (a, b) => yesNo(a > b),
+  }),
+  twoDigitTemplate({
     name: 'sum',
     weight: 1,
-    make(scenes, random) {
-      const scene = scenes.IMAGE;
-      const colors = random.shuffle(uniqueColors(scene));
-      if (colors.length < 2) return null;
-      const [first, second] = colors;
-      const p = new VisProgBuilder();
-      const a = p.askAbout('IMAGE', objectPhrase({ color: first }), IDENTITY_QUESTION);
-      const b = p.askAbout('IMAGE', objectPhrase({ color: second }), IDENTITY_QUESTION);
-      const result = p.eval(`{${a}} + {${b}}`);
-      return {
-        template: 'sum',
-        question: `What is the sum of the ${first} digit and the ${second} digit?`,
-        program: p.result(result),
-        viperProgram: singleImageProgram([
-          askFirst('first_digit', 'image_patch', objectPhrase({ color: first }), IDENTITY_QUESTION),
-          askFirst('second_digit', 'image_patch', objectPhrase({ color: second }), IDENTITY_QUESTION),
-          'return str(int(first_digit) + int(second_digit))',
-        ]),
-        answer: String(unique(scene, { color: first })!.digit + unique(scene, { color: second })!.digit),
-      };
-    },
-  },
+    question: (first, second) => `What is the sum of the ${first} digit and the ${second} digit?`,
+    visprogEval: (a, b) => `{${a}} + {${b}}`,
+    viperReturn: 'return str(int(first_digit) + int(second_digit))',
+    answer: (a, b) => String(a + b),
+  }),
   {
     name: 'count-digit',
     weight: 1,
